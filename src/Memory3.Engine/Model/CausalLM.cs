@@ -1,0 +1,155 @@
+using System.Runtime.InteropServices;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Memory3.Engine.Model;
+
+/// <summary>
+/// A loaded Llama-family model: the config, the weights and the forward pass over flattened batches.
+/// Owns every weight tensor. Must be used from one thread (the engine thread): TorchSharp's dispose scopes
+/// and grad mode are per thread.
+/// </summary>
+public sealed class CausalLM : IDisposable
+{
+    private readonly LlamaForCausalLM _module;
+    private readonly Tensor _invFreq;
+
+    public ModelConfig Config { get; }
+    public ScalarType DType { get; }
+    public Device Device { get; }
+    public string Directory { get; }
+    public long ParameterCount { get; }
+    public long WeightBytes { get; }
+
+    private CausalLM(string dir, ModelConfig config, LlamaForCausalLM module, ScalarType dtype, Device device)
+    {
+        Directory = dir; Config = config; _module = module; DType = dtype; Device = device;
+        foreach (var (_, p) in module.named_parameters())
+        {
+            ParameterCount += p.numel();
+            WeightBytes += p.numel() * p.element_size();
+        }
+        _invFreq = tensor(Rope.InverseFrequencies(config).Select(v => (float)v).ToArray(), ScalarType.Float32, device);
+    }
+
+    internal LlamaForCausalLM Module => _module;
+
+    /// <summary>Loads a Hugging Face style model directory strictly: a missing, unexpected or misshapen tensor is an error naming it.</summary>
+    public static CausalLM Load(string modelDir, ModelOptions? options = null)
+    {
+        options ??= new ModelOptions();
+        var config = ModelConfig.Load(modelDir);
+        var dtype = options.ScalarType;
+        var device = ResolveDevice(options.Device);
+        if (device.type == DeviceType.CPU && dtype == ScalarType.Float16)
+            throw new ModelLoadException("dtype float16 is not supported on CPU (about 2 GFLOP/s here); use bfloat16 or float32");
+
+        using var ck = SafeTensorsCheckpoint.Open(modelDir);
+        var module = new LlamaForCausalLM(config, dtype);
+        try
+        {
+            var expected = module.named_parameters().ToList();
+            CheckStrict(modelDir, config, expected.Select(p => (p.name, p.parameter.shape)).ToList(), ck.Tensors);
+            var destType = dtype == ScalarType.Float32 ? StDType.F32 : StDType.BF16;
+            foreach (var (name, p) in expected) ReadParameter(ck, ck.Tensors[name], p, destType);
+            if (device.type != DeviceType.CPU) module.to(device);
+            module.eval();
+            return new CausalLM(modelDir, config, module, dtype, device);
+        }
+        catch
+        {
+            module.Dispose();
+            throw;
+        }
+    }
+
+    private static unsafe void ReadParameter(SafeTensorsCheckpoint ck, StTensorInfo info, Tensor p, StDType destType)
+    {
+        var bytes = p.bytes;
+        fixed (byte* dst = bytes) ck.ReadInto(info, dst, destType);
+    }
+
+    private static void CheckStrict(string dir, ModelConfig c, List<(string Name, long[] Shape)> expected, IReadOnlyDictionary<string, StTensorInfo> found)
+    {
+        var problems = new List<string>();
+        var expectedNames = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var (name, shape) in expected)
+        {
+            expectedNames.Add(name);
+            if (!found.TryGetValue(name, out var info)) problems.Add($"missing tensor '{name}' [{string.Join(", ", shape)}]");
+            else if (!info.Shape.SequenceEqual(shape))
+                problems.Add($"tensor '{name}' has shape [{string.Join(", ", info.Shape)}], expected [{string.Join(", ", shape)}]");
+        }
+        foreach (var name in found.Keys.Order(StringComparer.Ordinal))
+        {
+            if (expectedNames.Contains(name)) continue;
+            // Buffers some exporters keep, and a duplicated head when embeddings are tied: not weights this model reads.
+            if (name.EndsWith(".rotary_emb.inv_freq", StringComparison.Ordinal)) continue;
+            if (c.TieWordEmbeddings && name == "lm_head.weight") continue;
+            problems.Add($"unexpected tensor '{name}'");
+        }
+        if (problems.Count > 0)
+        {
+            var shown = string.Join("; ", problems.Take(5));
+            var more = problems.Count > 5 ? $" (and {problems.Count - 5} more)" : "";
+            throw new ModelLoadException($"{dir}: checkpoint does not match {c.Architecture}: {shown}{more}");
+        }
+    }
+
+    private static Device ResolveDevice(string spec)
+    {
+        if (spec.StartsWith("cuda", StringComparison.OrdinalIgnoreCase))
+        {
+            bool available;
+            try { available = cuda.is_available(); } catch (Exception) { available = false; }
+            if (!available)
+                throw new ModelLoadException($"device '{spec}' requested but CUDA is not available: this build uses the CPU libtorch (build with -p:TorchDevice=cuda on a machine with an NVIDIA GPU)");
+            return torch.device(spec);
+        }
+        if (!spec.Equals("cpu", StringComparison.OrdinalIgnoreCase)) throw new ModelLoadException($"device '{spec}' is not supported (use cpu or cuda)");
+        return CPU;
+    }
+
+    public KvCachePool CreatePool(int slots, int maxTokensPerSlot) => new(Config, slots, maxTokensPerSlot, DType, Device);
+
+    /// <summary>
+    /// One forward over a flattened batch. Returns, per sequence, the float32 logits of its last row
+    /// ([vocab]) or of all its rows ([Length * vocab]) when <see cref="SequenceSlice.AllLogits"/> is set.
+    /// </summary>
+    public float[][] Forward(StepBatch batch, KvCachePool pool)
+    {
+        batch.Validate(Config.VocabSize, pool);
+        using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
+        var rows = new List<long>(batch.Sequences.Length);
+        foreach (var s in batch.Sequences)
+        {
+            if (s.AllLogits) for (int i = 0; i < s.Length; i++) rows.Add(s.Start + i);
+            else rows.Add(s.Start + s.Length - 1);
+        }
+        var ids = tensor(batch.TokenIds.Select(t => (long)t).ToArray(), ScalarType.Int64, Device);
+        var (cos, sin) = Rope.Tables(_invFreq, batch.Positions, DType, Device);
+        using var ctx = new StepContext(batch, pool, cos, sin, Device);
+        var rowIdx = rows.Count == batch.TotalTokens ? null : tensor(rows.ToArray(), ScalarType.Int64, Device);
+        var logits = _module.Forward(ctx, ids, rowIdx);
+        if (logits.device_type != DeviceType.CPU) logits = logits.cpu();
+        logits = logits.contiguous();
+        var flat = MemoryMarshal.Cast<byte, float>(logits.bytes);
+        int vocab = Config.VocabSize;
+        var result = new float[batch.Sequences.Length][];
+        int r = 0;
+        for (int s = 0; s < batch.Sequences.Length; s++)
+        {
+            int n = batch.Sequences[s].AllLogits ? batch.Sequences[s].Length : 1;
+            result[s] = flat.Slice(r * vocab, n * vocab).ToArray();
+            r += n;
+        }
+        return result;
+    }
+
+    public void Dispose()
+    {
+        _invFreq.Dispose();
+        _module.Dispose();
+    }
+}

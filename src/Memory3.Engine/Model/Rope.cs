@@ -1,0 +1,78 @@
+using static TorchSharp.torch;
+
+namespace Memory3.Engine.Model;
+
+/// <summary>Rotary position embedding in the Hugging Face convention (rotate_half), with llama3-type frequency scaling.</summary>
+public static class Rope
+{
+    /// <summary>Inverse frequencies [head_dim/2], after <c>rope_scaling</c>.</summary>
+    public static double[] InverseFrequencies(ModelConfig c)
+    {
+        int half = c.HeadDim / 2;
+        var inv = new double[half];
+        for (int i = 0; i < half; i++) inv[i] = 1.0 / Math.Pow(c.RopeTheta, 2.0 * i / c.HeadDim);
+        if (c.RopeScaling is { RopeType: "llama3" } s)
+        {
+            double lowWavelen = s.OriginalMaxPositionEmbeddings / s.LowFreqFactor;
+            double highWavelen = s.OriginalMaxPositionEmbeddings / s.HighFreqFactor;
+            for (int i = 0; i < half; i++)
+            {
+                double wavelen = 2 * Math.PI / inv[i];
+                if (wavelen > lowWavelen) inv[i] /= s.Factor;
+                else if (wavelen >= highWavelen)
+                {
+                    double smooth = (s.OriginalMaxPositionEmbeddings / wavelen - s.LowFreqFactor) / (s.HighFreqFactor - s.LowFreqFactor);
+                    inv[i] = (1 - smooth) * inv[i] / s.Factor + smooth * inv[i];
+                }
+            }
+        }
+        return inv;
+    }
+
+    /// <summary>cos and sin of shape [T, 1, head_dim/2] for the given positions, in <paramref name="dtype"/>.</summary>
+    public static (Tensor Cos, Tensor Sin) Tables(Tensor invFreq, int[] positions, ScalarType dtype, Device device)
+    {
+        using var scope = NewDisposeScope();
+        var pos = tensor(positions, ScalarType.Float32, device).unsqueeze(1);
+        var freqs = (pos * invFreq.unsqueeze(0)).unsqueeze(1);      // [T, 1, d/2]
+        return (freqs.cos().to(dtype).MoveToOuterDisposeScope(), freqs.sin().to(dtype).MoveToOuterDisposeScope());
+    }
+
+    /// <summary>x [T, heads, d] rotated: (x1, x2) -> (x1 cos - x2 sin, x2 cos + x1 sin).</summary>
+    public static Tensor Apply(Tensor x, Tensor cos, Tensor sin)
+    {
+        using var scope = NewDisposeScope();
+        long half = x.shape[^1] / 2;
+        var x1 = x.narrow(-1, 0, half);
+        var x2 = x.narrow(-1, half, half);
+        return cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], -1).MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>What every layer needs for one step: the batch, the pool, the RoPE tables and cached masks.</summary>
+public sealed class StepContext(StepBatch batch, KvCachePool pool, Tensor cos, Tensor sin, Device device) : IDisposable
+{
+    private readonly Dictionary<(int, int, int), Tensor> _masks = new();
+    public StepBatch Batch { get; } = batch;
+    public KvCachePool Pool { get; } = pool;
+    public Tensor Cos { get; } = cos;
+    public Tensor Sin { get; } = sin;
+
+    /// <summary>Additive float mask [len, L]: row i may see cache index j when j ≤ cacheStart + i. Shared by all layers of a step.</summary>
+    public Tensor CausalMask(int len, int cacheStart, int total)
+    {
+        if (_masks.TryGetValue((len, cacheStart, total), out var m)) return m;
+        var rows = arange(len, device: device).unsqueeze(1) + cacheStart;
+        var cols = arange(total, device: device).unsqueeze(0);
+        m = zeros([len, total], ScalarType.Float32, device).masked_fill(cols > rows, float.NegativeInfinity).DetachFromDisposeScope();
+        rows.Dispose(); cols.Dispose();
+        _masks[(len, cacheStart, total)] = m;
+        return m;
+    }
+
+    public void Dispose()
+    {
+        foreach (var m in _masks.Values) m.Dispose();
+        _masks.Clear();
+    }
+}
