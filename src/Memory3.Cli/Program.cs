@@ -1,1 +1,21 @@
-return 0;
+using Memory3.Cli;
+using Memory3.Cli.Commands;
+using Spectre.Console.Cli;
+
+var app = new CommandApp();
+app.Configure(config =>
+{
+    config.SetApplicationName("memory3");
+    config.SetExceptionHandler((ex, _) => UserErrors.Report(ex));
+    config.AddCommand<InitRandomCommand>("init-random").WithDescription("Write a random-weight model (tiny ~1M, small ~30M, base ~0.55B parameters) in the Hugging Face format, tokenizer included.");
+    config.AddCommand<GenerateCommand>("generate").WithDescription("Generate text from a prompt, streamed to stdout.");
+    config.AddBranch("bench", bench =>
+    {
+        bench.SetDescription("Measure speed beside the reference it is judged against (memory bandwidth, GEMM peak).");
+        bench.AddCommand<BenchDecodeCommand>("decode").WithDescription("Decode tokens/s at a batch size, beside the memory-bandwidth floor.");
+        bench.AddCommand<BenchPrefillCommand>("prefill").WithDescription("Prefill tokens/s on a prompt, beside the bf16 GEMM peak.");
+        bench.AddCommand<BenchLoadCommand>("load").WithDescription("Peak resident memory while loading a model, beside its weight bytes.");
+        bench.AddCommand<BenchKernelsCommand>("kernels").WithDescription("The bf16 linear-layer kernel against libtorch, beside the bandwidth floor.");
+    });
+});
+return app.Run(args);

@@ -1,0 +1,102 @@
+using System.ComponentModel;
+using System.Text.Json;
+using Memory3.Engine.Inference;
+using Memory3.Engine.Model;
+using Memory3.Engine.Model.Kernels;
+using Spectre.Console;
+using Spectre.Console.Cli;
+
+namespace Memory3.Cli.Commands;
+
+public class BenchSettings : ModelSettings
+{
+    [CommandOption("--json <FILE>"), Description("Also write the results as JSON")]
+    public string? Json { get; init; }
+
+    internal static void WriteJson(string? path, object result)
+    {
+        if (path is null) return;
+        var full = Path.GetFullPath(path);
+        Directory.CreateDirectory(Path.GetDirectoryName(full)!);
+        File.WriteAllText(full, JsonSerializer.Serialize(new
+        {
+            machine = new { cores = Environment.ProcessorCount, os = System.Runtime.InteropServices.RuntimeInformation.OSDescription, date = DateTime.UtcNow.ToString("u") },
+            result,
+        }, new JsonSerializerOptions { WriteIndented = true }));
+    }
+}
+
+public sealed class BenchDecodeCommand : Command<BenchDecodeCommand.Settings>
+{
+    public sealed class Settings : BenchSettings
+    {
+        [CommandOption("--batch <N>"), Description("Sequences decoded together; a comma list runs each (e.g. 1,8,32)")]
+        public string Batch { get; init; } = "1";
+        [CommandOption("--prompt-tokens <N>")] public int PromptTokens { get; init; } = 128;
+        [CommandOption("--steps <N>")] public int Steps { get; init; } = 32;
+    }
+
+    public override int Execute(CommandContext context, Settings s, CancellationToken cancellationToken)
+    {
+        var batches = s.Batch.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            .Select(b => int.TryParse(b, out var v) && v > 0 ? v : throw new ArgumentException($"--batch '{b}' is not a positive integer")).ToArray();
+        using var model = CausalLM.Load(s.Model!, s.Options);
+        double bw = HardwareProbe.MeasureReadBandwidthGBs();
+        var results = batches.Select(b => ModelBench.Decode(model, b, s.PromptTokens, s.Steps, bw)).ToList();
+        var t = new Table().AddColumns("batch", "ms/step", "tok/s", "floor tok/s", "% of floor", "linear path");
+        foreach (var r in results)
+            t.AddRow($"{r.Batch}", $"{r.MsPerStepMedian:F1}", $"{r.TokensPerSecond:F1}", $"{r.FloorTokensPerSecond:F1}", $"{r.PercentOfFloor:F0}%", r.LinearPath);
+        AnsiConsole.MarkupLineInterpolated($"decode: {s.Model} ({model.ParameterCount / 1e6:F0}M parameters, {model.WeightBytes / 1e9:F2} GB {s.DType}), {s.PromptTokens} tokens in, {s.Steps} steps; read bandwidth {bw:F1} GB/s (floor = weight bytes / bandwidth, per step)");
+        AnsiConsole.Write(t);
+        WriteJson(s.Json, new { command = "bench decode", model = s.Model, dtype = s.DType, results });
+        return 0;
+    }
+}
+
+public sealed class BenchPrefillCommand : Command<BenchPrefillCommand.Settings>
+{
+    public sealed class Settings : BenchSettings
+    {
+        [CommandOption("--prompt-tokens <N>")] public int PromptTokens { get; init; } = 512;
+        [CommandOption("--chunk <N>"), Description("Prefill chunk size (default: the whole prompt)")] public int Chunk { get; init; }
+        [CommandOption("--batch <N>"), Description("Accepted for symmetry with decode; prefill runs one prompt")] public int Batch { get; init; } = 1;
+    }
+
+    public override int Execute(CommandContext context, Settings s, CancellationToken cancellationToken)
+    {
+        using var model = CausalLM.Load(s.Model!, s.Options);
+        double peak = HardwareProbe.MeasureBf16GemmGflops();
+        var r = ModelBench.Prefill(model, s.PromptTokens, s.Chunk > 0 ? s.Chunk : s.PromptTokens, gemmPeakGflops: peak);
+        var t = new Table().AddColumns("prompt", "chunk", "seconds", "tok/s", "GFLOP/s (2·params·tokens)", "GFLOP/s (matmuls run)", "bf16 GEMM peak", "% of peak");
+        t.AddRow($"{r.PromptTokens}", $"{r.ChunkTokens}", $"{r.SecondsMedian:F2}", $"{r.TokensPerSecond:F1}", $"{r.GflopsByParameters:F0}", $"{r.GflopsByMatmuls:F0}", $"{r.Bf16GemmPeakGflops:F0}", $"{r.PercentOfPeakByParameters:F0}% / {r.PercentOfPeakByMatmuls:F0}%");
+        AnsiConsole.MarkupLineInterpolated($"prefill: {s.Model} ({model.ParameterCount / 1e6:F0}M parameters, {s.DType})");
+        AnsiConsole.Write(t);
+        WriteJson(s.Json, new { command = "bench prefill", model = s.Model, dtype = s.DType, result = r });
+        return 0;
+    }
+}
+
+public sealed class BenchLoadCommand : Command<BenchSettings>
+{
+    public override int Execute(CommandContext context, BenchSettings s, CancellationToken cancellationToken)
+    {
+        var r = ModelBench.Load(s.Model!, s.Options);
+        var t = new Table().AddColumns("weights", "libtorch baseline RSS", "peak RSS", "(peak − baseline) / weights", "seconds");
+        t.AddRow($"{r.WeightBytes / 1e6:F0} MB", $"{r.BaselineRssBytes / 1e6:F0} MB", $"{r.PeakRssBytes / 1e6:F0} MB", $"{r.PeakOverWeights:F3}", $"{r.Seconds:F1}");
+        AnsiConsole.MarkupLineInterpolated($"load: {s.Model} as {s.DType}");
+        AnsiConsole.Write(t);
+        WriteJson(s.Json, new { command = "bench load", model = s.Model, dtype = s.DType, result = r, r.PeakOverWeights });
+        return 0;
+    }
+}
+
+public sealed class BenchKernelsCommand : Command<BenchKernelsCommand.Settings>
+{
+    public sealed class Settings : CommandSettings { }
+
+    public override int Execute(CommandContext context, Settings s, CancellationToken cancellationToken)
+    {
+        KernelBench.Run(Console.Out);
+        return 0;
+    }
+}
