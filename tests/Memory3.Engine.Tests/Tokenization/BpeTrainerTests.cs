@@ -85,3 +85,25 @@ public sealed class BpeTrainerTests : IDisposable
         Assert.Throws<ArgumentOutOfRangeException>(() => BpeTrainer.TrainByteLevel(["x"], 257, [], _dir));
     }
 }
+
+public sealed class BpeTrainerScaleTests : IDisposable
+{
+    readonly string _dir = Path.Combine(Path.GetTempPath(), "memory3-bpe8k-" + Guid.NewGuid().ToString("N"));
+
+    public void Dispose()
+    {
+        if (Directory.Exists(_dir)) Directory.Delete(_dir, recursive: true);
+    }
+
+    [Fact]
+    public void Eight_k_vocab_on_a_megabyte_trains_quickly()
+    {
+        var corpus = BpeTrainerTests.Corpus(1_000_000, seed: 7);
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        BpeTrainer.TrainByteLevel(corpus, 8192, ["<|im_start|>", "<|im_end|>"], _dir);
+        var trained = sw.Elapsed;
+        var tok = TokenizerLoader.Load(_dir);
+        Assert.True(trained < TimeSpan.FromSeconds(45), $"training took {trained}");
+        Assert.Equal(corpus[3], tok.Decode(tok.Encode(corpus[3], false)));
+    }
+}
