@@ -27,19 +27,22 @@ public static class TokenizerFixtures
     {
         var src = Path.Combine(Root, name);
         if (!Directory.EnumerateFiles(src, "*.gz").Any()) return src;
-        var dst = Path.Combine(Path.GetTempPath(), $"memory3-tok-{Environment.ProcessId}", name);
+        // A stable place, so repeated test runs reuse the unpacked files; each file appears atomically.
+        var dst = Path.Combine(Path.GetTempPath(), "memory3-tok-fixtures", name);
         Directory.CreateDirectory(dst);
         foreach (var f in Directory.EnumerateFiles(src))
         {
             var target = Path.Combine(dst, Path.GetFileName(f).EndsWith(".gz") ? Path.GetFileNameWithoutExtension(f) : Path.GetFileName(f));
-            if (File.Exists(target)) continue;
+            if (File.Exists(target) && File.GetLastWriteTimeUtc(target) >= File.GetLastWriteTimeUtc(f)) continue;
+            var tmp = $"{target}.{Environment.ProcessId}.tmp";
             if (f.EndsWith(".gz"))
             {
                 using var gz = new GZipStream(File.OpenRead(f), CompressionMode.Decompress);
-                using var o = File.Create(target);
+                using var o = File.Create(tmp);
                 gz.CopyTo(o);
             }
-            else File.Copy(f, target);
+            else File.Copy(f, tmp, overwrite: true);
+            File.Move(tmp, target, overwrite: true);
         }
         return dst;
     }
