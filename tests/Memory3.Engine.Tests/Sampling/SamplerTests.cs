@@ -291,9 +291,16 @@ public class SamplerTests
     {
         var r = new Random(13);
         var logits = RandomLogits(r, 1000, 5f);
-        foreach (float t in new[] { 0f, 0.5f, 1f, 1.7f })
+        SamplingParams[] configs =
+        [
+            new() { Temperature = 0 }, new() { Temperature = 1 }, new() { Temperature = 0.5f },
+            new() { Temperature = 1.7f, TopK = 50 }, new() { Temperature = 1, TopK = 50 },
+            new() { Temperature = 0.7f, TopP = 0.9f }, new() { Temperature = 1, TopP = 0.9f },
+            new() { Temperature = 1.2f, MinP = 0.1f }, new() { TopK = 20, TopP = 0.8f, MinP = 0.05f },
+        ];
+        foreach (var config in configs)
         {
-            var s = new Sampler(new SamplingParams { Temperature = t, TopK = 50, Logprobs = 5, Seed = 2 }, 1000);
+            var s = new Sampler(config with { Logprobs = 5, Seed = 2 }, 1000);
             var res = s.Sample((float[])logits.Clone(), [], []);
             Assert.Equal(LogSoftmax(logits, res.TokenId), res.Logprob, 4);
             var top = res.TopLogprobs!;
@@ -323,11 +330,15 @@ public class SamplerTests
     }
 
     [Fact]
-    public void Logprobs_OffGivesNull_ZeroGivesEmpty()
+    public void Logprobs_OffGivesNaNAndNull_ZeroGivesLogprobAndEmpty()
     {
         float[] logits = [0f, 1f];
-        Assert.Null(new Sampler(new SamplingParams(), 2).Sample((float[])logits.Clone(), [], []).TopLogprobs);
-        Assert.Empty(new Sampler(new SamplingParams { Logprobs = 0 }, 2).Sample((float[])logits.Clone(), [], []).TopLogprobs!);
+        var off = new Sampler(new SamplingParams(), 2).Sample((float[])logits.Clone(), [], []);
+        Assert.Null(off.TopLogprobs);
+        Assert.True(float.IsNaN(off.Logprob));   // not computed
+        var zero = new Sampler(new SamplingParams { Logprobs = 0, Temperature = 0 }, 2).Sample((float[])logits.Clone(), [], []);
+        Assert.Empty(zero.TopLogprobs!);
+        Assert.Equal(LogSoftmax(logits, 1), zero.Logprob, 5);
     }
 
     [Theory]

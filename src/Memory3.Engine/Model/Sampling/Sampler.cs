@@ -25,8 +25,10 @@ namespace Memory3.Engine.Model.Sampling;
 /// bias and penalties and BEFORE temperature, top-k, top-p and min-p. So a token's reported logprob does not depend
 /// on the temperature or the filters, and a filtered-out token still has a finite logprob. A token whose processed
 /// logit is -inf has logprob -inf; the API layer clamps that for JSON (OpenAI writes -9999).</para>
-/// <para>Cost per call: O(V) vectorised passes (max, exp) plus, with top-k or top-p, one O(V) key build and an
-/// expected-O(V) quickselect; top-p sorts only a growing prefix (64, 256, ... candidates), never the whole vocabulary.
+/// <para>Cost per call: O(V) vectorised passes (max, exp) plus, with top-k or top-p, a radix pre-selection: a
+/// 4096-bucket histogram over the top bits of the logits (counts for top-k, probability mass for top-p) picks the
+/// buckets that can hold the answer, and only their tokens get sort keys; then a quickselect (top-k) and a sort of
+/// a growing most-likely prefix (top-p: 64, 256, ... candidates). Nothing sorts or selects over the whole vocabulary.
 /// Penalties cost O(distinct prompt tokens + distinct generated tokens); generated-token counts are updated
 /// incrementally from the tokens appended since the previous call. Vocabulary-sized scratch (weights, keys) is
 /// per thread, shared by all samplers on the engine thread, so a sequence costs no vocabulary-sized memory.</para>
@@ -56,6 +58,8 @@ public sealed class Sampler
 
     [ThreadStatic] private static float[]? t_weights;
     [ThreadStatic] private static ulong[]? t_keys;
+    [ThreadStatic] private static int[]? t_hist;
+    [ThreadStatic] private static double[]? t_mass;
 
     /// <summary>Validates <paramref name="p"/> (throws <see cref="SamplingParamException"/>).</summary>
     public Sampler(SamplingParams p, int vocabSize)
@@ -145,25 +149,30 @@ public sealed class Sampler
             if (token < 0) token = argmax;
         }
 
+        // Logprobs cost a vocabulary-sized exp pass of their own (unless sampling already made it): only on request.
+        if (_p.Logprobs is not int n) return new SampleResult(token, float.NaN, null);
         if (double.IsNaN(logZ)) logZ = m + Math.Log(SamplingMath.ExpSum(x, m, 1f, 0f, default));
-        float logprob = (float)(x[token] - logZ);
-        return new SampleResult(token, logprob, _p.Logprobs is int n ? TopLogprobs(x, n, logZ) : null);
+        return new SampleResult(token, (float)(x[token] - logZ), TopLogprobs(x, n, logZ));
     }
 
     /// <summary>Top-k, then top-p over the survivors, then min-p, then a draw; works on the thread's key buffer.</summary>
     private int SampleRanked(ReadOnlySpan<float> x, float m, ref double logZ)
     {
         var w = Weights();
-        var keys = Keys().AsSpan(0, _vocab);
-        SamplingMath.BuildKeys(x, keys);
+        Span<ulong> keys = Keys();
         float invT = _invT;
 
-        int n = _vocab;
+        // Candidates: only tokens in the radix buckets that can hold the answer get a sort key (O(V) scans, no
+        // vocabulary-sized sort or selection).
+        int n;
         double z;   // sum of weights over the current candidates (weights relative to the top token: exp((l - m) / T))
         if (_topK > 0)
         {
-            n = _topK;
-            SamplingMath.SelectSmallest(keys, n);
+            int b = SamplingMath.BucketOfKth(x, _topK, Hist());
+            int c = SamplingMath.CollectKeys(x, b, keys);
+            if (c < _topK) c = SamplingMath.CollectKeys(x, 0, keys);   // NaN logits skewed the histogram
+            n = Math.Min(_topK, c);
+            SamplingMath.SelectSmallest(keys[..c], n);
             z = 0;
             for (int j = 0; j < n; j++)
             {
@@ -175,8 +184,13 @@ public sealed class Sampler
         }
         else
         {
+            // Top-p alone: the nucleus lies in the buckets whose mass, from the top, first reaches top_p (a hair more,
+            // so rounding can only widen the candidate set).
             z = SamplingMath.ExpSum(x, m, invT, 0f, w.AsSpan(0, _vocab));
             if (invT == 1f) logZ = m + Math.Log(z);
+            int b = SamplingMath.BucketOfMass(x, w, _topP * z * (1 + 1e-6), Mass());
+            n = SamplingMath.CollectKeys(x, b, keys);
+            if (n == 0) return -1;
         }
 
         if (_topP < 1f)
@@ -288,11 +302,17 @@ public sealed class Sampler
     private SampleResult Degenerate(int argmax)
     {
         Debug.Assert((uint)argmax < (uint)_vocab);
-        TokenLogprob[]? top = _p.Logprobs switch { null => null, 0 => [], _ => [new TokenLogprob(argmax, 0f)] };
-        return new SampleResult(argmax, 0f, top);
+        return _p.Logprobs switch
+        {
+            null => new SampleResult(argmax, float.NaN, null),
+            0 => new SampleResult(argmax, 0f, []),
+            _ => new SampleResult(argmax, 0f, [new TokenLogprob(argmax, 0f)]),
+        };
     }
 
     private float[] Weights() => t_weights is { } w && w.Length >= _vocab ? w : (t_weights = new float[_vocab]);
+    private static int[] Hist() => t_hist ??= new int[SamplingMath.BucketCount];
+    private static double[] Mass() => t_mass ??= new double[SamplingMath.BucketCount];
     private ulong[] Keys() => t_keys is { } k && k.Length >= _vocab ? k : (t_keys = new ulong[_vocab]);
 
     [DoesNotReturn]

@@ -98,26 +98,91 @@ internal static class SamplingMath
         return -1;
     }
 
+    /// <summary>Order-preserving image of a float as a uint (ascending with the float), branch-free. NaN lands above
+    /// +inf (positive NaN) or below -inf (negative NaN); callers that sort use <see cref="Key"/>, which maps NaN as -inf.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static uint Ord(float f)
+    {
+        uint b = BitConverter.SingleToUInt32Bits(f);
+        return b ^ ((uint)((int)b >> 31) | 0x8000_0000u);
+    }
+
+    /// <summary>The smallest float whose <see cref="Ord"/> is at least <paramref name="ord"/> (-inf below the finite range).</summary>
+    public static float FromOrd(uint ord)
+    {
+        uint b = (ord & 0x8000_0000u) != 0 ? ord ^ 0x8000_0000u : ~ord;
+        float f = BitConverter.UInt32BitsToSingle(b);
+        return float.IsNaN(f) ? float.NegativeInfinity : f;
+    }
+
+    /// <summary>Radix buckets over the top bits of <see cref="Ord"/>: sign, exponent and 3 mantissa bits.</summary>
+    public const int BucketBits = 12;
+    public const int BucketCount = 1 << BucketBits;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int Bucket(float f) => (int)(Ord(f) >> (32 - BucketBits));
+
     /// <summary>
     /// Sort key whose ascending order is descending logit, ties broken by ascending token id (NaN sorts as -inf).
-    /// High 32 bits: the complemented order-preserving image of the float; low 32 bits: the id.
+    /// High 32 bits: the complemented <see cref="Ord"/> of the float; low 32 bits: the id.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ulong Key(float logit, int id)
     {
         if (float.IsNaN(logit)) logit = float.NegativeInfinity;
-        uint b = BitConverter.SingleToUInt32Bits(logit);
-        uint ord = (b & 0x8000_0000u) != 0 ? ~b : b | 0x8000_0000u;
-        return ((ulong)~ord << 32) | (uint)id;
+        return ((ulong)~Ord(logit) << 32) | (uint)id;
+    }
+
+    /// <summary>
+    /// Writes the keys of every token whose logit is at least the smallest value of bucket <paramref name="minBucket"/>
+    /// (a superset of the tokens in buckets ≥ minBucket; NaN never qualifies); returns how many. Vectorised scan.
+    /// </summary>
+    public static int CollectKeys(ReadOnlySpan<float> logits, int minBucket, Span<ulong> keys)
+    {
+        float t = minBucket == 0 ? float.NegativeInfinity : FromOrd((uint)minBucket << (32 - BucketBits));
+        int vs = Vector<float>.Count, i = 0, c = 0;
+        var vt = new Vector<float>(t);
+        for (; i + vs <= logits.Length; i += vs)
+        {
+            if (!Vector.GreaterThanOrEqualAny(new Vector<float>(logits.Slice(i)), vt)) continue;
+            for (int j = i; j < i + vs; j++)
+                if (logits[j] >= t) keys[c++] = Key(logits[j], j);
+        }
+        for (; i < logits.Length; i++)
+            if (logits[i] >= t) keys[c++] = Key(logits[i], i);
+        return c;
+    }
+
+    /// <summary>Highest bucket b such that the buckets b and above hold at least k tokens.</summary>
+    public static int BucketOfKth(ReadOnlySpan<float> logits, int k, Span<int> hist)
+    {
+        hist.Clear();
+        for (int i = 0; i < logits.Length; i++) hist[Bucket(logits[i])]++;
+        int cum = 0;
+        for (int b = hist.Length - 1; b > 0; b--)
+        {
+            cum += hist[b];
+            if (cum >= k) return b;
+        }
+        return 0;
+    }
+
+    /// <summary>Highest bucket b such that the weights of buckets b and above sum to at least <paramref name="target"/>.</summary>
+    public static int BucketOfMass(ReadOnlySpan<float> logits, ReadOnlySpan<float> w, double target, Span<double> mass)
+    {
+        mass.Clear();
+        for (int i = 0; i < logits.Length; i++) mass[Bucket(logits[i])] += w[i];
+        double cum = 0;
+        for (int b = mass.Length - 1; b > 0; b--)
+        {
+            cum += mass[b];
+            if (cum >= target) return b;
+        }
+        return 0;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static int KeyId(ulong key) => (int)(uint)key;
-
-    public static void BuildKeys(ReadOnlySpan<float> logits, Span<ulong> keys)
-    {
-        for (int i = 0; i < logits.Length; i++) keys[i] = Key(logits[i], i);
-    }
 
     /// <summary>
     /// Partial selection (Hoare quickselect, median-of-three): afterwards <c>a[..k]</c> holds the k smallest keys,
