@@ -160,6 +160,31 @@ public class SamplerTests
         foreach (int id in allowed) Assert.InRange(counts[id] / (double)N, probs[id] / mass - 0.03, probs[id] / mass + 0.03);
     }
 
+    [Theory]
+    [InlineData(0.35f)]
+    [InlineData(0.62f)]
+    public void TopP_ExactCut_WithinOneRadixBucket(float topP)
+    {
+        // Close logits share a radix bucket, so only the sorted walk can find the cut.
+        var logits = new float[12];
+        for (int i = 0; i < logits.Length; i++) logits[(i * 5) % 12] = 1.2f - 0.015f * i;
+        var ranked = Ranked(logits);
+        var p = Softmax(logits);
+        double cum = 0;
+        int nucleus = 0;
+        while (cum < topP) cum += p[ranked[nucleus++]];
+        var allowed = ranked.Take(nucleus).ToHashSet();
+        var s = new Sampler(new SamplingParams { TopP = topP, Seed = 6 }, logits.Length);
+        var seen = new HashSet<int>();
+        for (int i = 0; i < 4000; i++)
+        {
+            int t = s.Sample((float[])logits.Clone(), [], []).TokenId;
+            Assert.Contains(t, allowed);
+            seen.Add(t);
+        }
+        Assert.Equal(allowed, seen);
+    }
+
     [Fact]
     public void TopP_LargeVocabulary_UsesNucleusBeyondFirstPrefix()
     {
@@ -193,13 +218,13 @@ public class SamplerTests
 
     [Theory]
     [InlineData(0)]    // whole-vocabulary path
-    [InlineData(4)]    // with top-k: ranked path
+    [InlineData(5)]    // with top-k: ranked path (top-5 keeps token 2; min-p drops it)
     public void MinP_DropsTokensBelowThreshold(int topK)
     {
         double[] probs = [0.01, 0.5, 0.04, 0.2, 0.1, 0.15];   // min_p 0.1 -> threshold 0.05: keep 1, 3, 4, 5 (not 2, 0)
         var logits = probs.Select(p => (float)Math.Log(p)).ToArray();
         var sampler = new Sampler(new SamplingParams { MinP = 0.1f, TopK = topK, Seed = 4 }, probs.Length);
-        HashSet<int> allowed = topK == 4 ? [1, 3, 5, 4] : [1, 3, 4, 5];
+        HashSet<int> allowed = [1, 3, 4, 5];
         var seen = new HashSet<int>();
         for (int i = 0; i < 5000; i++)
         {
