@@ -48,7 +48,7 @@ public sealed class BenchDecodeCommand : Command<BenchDecodeCommand.Settings>
             t.AddRow($"{r.Batch}", $"{r.MsPerStepMedian:F1}", $"{r.TokensPerSecond:F1}", $"{r.FloorTokensPerSecond:F1}", $"{r.PercentOfFloor:F0}%", r.LinearPath);
         AnsiConsole.MarkupLineInterpolated($"decode: {s.Model} ({model.ParameterCount / 1e6:F0}M parameters, {model.WeightBytes / 1e9:F2} GB {s.DType}), {s.PromptTokens} tokens in, {s.Steps} steps; read bandwidth {bw:F1} GB/s (floor = weight bytes / bandwidth, per step)");
         AnsiConsole.Write(t);
-        WriteJson(s.Json, new { command = "bench decode", model = s.Model, dtype = s.DType, results });
+        BenchSettings.WriteJson(s.Json, new { command = "bench decode", model = s.Model, dtype = s.DType, results });
         return 0;
     }
 }
@@ -71,7 +71,7 @@ public sealed class BenchPrefillCommand : Command<BenchPrefillCommand.Settings>
         t.AddRow($"{r.PromptTokens}", $"{r.ChunkTokens}", $"{r.SecondsMedian:F2}", $"{r.TokensPerSecond:F1}", $"{r.GflopsByParameters:F0}", $"{r.GflopsByMatmuls:F0}", $"{r.Bf16GemmPeakGflops:F0}", $"{r.PercentOfPeakByParameters:F0}% / {r.PercentOfPeakByMatmuls:F0}%");
         AnsiConsole.MarkupLineInterpolated($"prefill: {s.Model} ({model.ParameterCount / 1e6:F0}M parameters, {s.DType})");
         AnsiConsole.Write(t);
-        WriteJson(s.Json, new { command = "bench prefill", model = s.Model, dtype = s.DType, result = r });
+        BenchSettings.WriteJson(s.Json, new { command = "bench prefill", model = s.Model, dtype = s.DType, result = r });
         return 0;
     }
 }
@@ -85,7 +85,7 @@ public sealed class BenchLoadCommand : Command<BenchSettings>
         t.AddRow($"{r.WeightBytes / 1e6:F0} MB", $"{r.BaselineRssBytes / 1e6:F0} MB", $"{r.PeakRssBytes / 1e6:F0} MB", $"{r.PeakOverWeights:F3}", $"{r.Seconds:F1}");
         AnsiConsole.MarkupLineInterpolated($"load: {s.Model} as {s.DType}");
         AnsiConsole.Write(t);
-        WriteJson(s.Json, new { command = "bench load", model = s.Model, dtype = s.DType, result = r, r.PeakOverWeights });
+        BenchSettings.WriteJson(s.Json, new { command = "bench load", model = s.Model, dtype = s.DType, result = r, r.PeakOverWeights });
         return 0;
     }
 }

@@ -33,7 +33,7 @@ public static class ModelBench
     {
         bandwidthGBs ??= HardwareProbe.MeasureReadBandwidthGBs();
         var rng = new Random(1234);
-        using var pool = model.CreatePool(batch, promptTokens + steps + 1);
+        using var pool = model.CreatePool(batch, promptTokens + steps + 2);
         var slots = Enumerable.Range(0, batch).Select(_ => pool.Allocate()).ToArray();
         foreach (var s in slots)
         {

@@ -76,7 +76,7 @@ public static class RandomModel
 
     /// <summary>
     /// Writes <c>config.json</c> and <c>model.safetensors</c> with seeded random weights: matrices N(0, 1/fan_in),
-    /// embeddings N(0, 1), norm weights 1 + N(0, 0.1²), biases N(0, 0.1²). The same seed writes the same bytes.
+    /// embeddings N(0, 1/hidden), norm weights 1 + N(0, 0.1²), biases N(0, 0.1²). The same seed writes the same bytes.
     /// </summary>
     public static void Write(string dir, ModelConfig c, StDType dtype = StDType.BF16, ulong seed = 0, int shards = 1)
     {
@@ -90,7 +90,7 @@ public static class RandomModel
             ulong tensorSeed = seed * 0x9E3779B97F4A7C15UL ^ StableHash(name);
             (double mean, double std) = name.EndsWith("norm.weight") ? (1.0, 0.1)
                 : name.EndsWith(".bias") ? (0.0, 0.1)
-                : name.Contains("embed_tokens") ? (0.0, 1.0)
+                : name.Contains("embed_tokens") || name.StartsWith("lm_head") ? (0.0, 1.0 / Math.Sqrt(shape[^1]))
                 : (0.0, 1.0 / Math.Sqrt(shape[^1]));
             // Shards get consecutive runs of tensors, as exporters write them.
             int shard = (int)((long)k++ * shards / shapes.Count);
