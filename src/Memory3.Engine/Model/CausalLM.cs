@@ -147,6 +147,40 @@ public sealed class CausalLM : IDisposable
         return result;
     }
 
+    /// <summary>
+    /// Copies memories into a sequence's memory slots: memory <c>j</c>'s tokens for KV head <c>h</c> of memory layer
+    /// <c>l</c> go to cache indices <c>memoryStart + j·tokens_per_head ..</c> of that head. Keys arrive rotated.
+    /// Each memory is [memory_layers, memory_kv_heads, tokens_per_head, head_dim] bf16.
+    /// </summary>
+    public void WriteMemories(KvCachePool pool, int slot, int memoryStart, IReadOnlyList<(ushort[] Keys, ushort[] Values)> memories)
+    {
+        var mem = Config.Memory ?? throw new InvalidOperationException("this model reads no memory");
+        int L = mem.MemoryLayers, H = mem.MemoryKvHeads, T = mem.MemoryTokensPerHead, D = Config.HeadDim;
+        if (memoryStart + memories.Count * T > pool.MaxTokensPerSlot) throw new ArgumentException("memory slots exceed the slot's capacity");
+        using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
+        for (int j = 0; j < memories.Count; j++)
+        {
+            var (keys, values) = memories[j];
+            if (keys.Length != L * H * T * D || values.Length != keys.Length)
+                throw new ArgumentException($"memory {j} has {keys.Length} key elements; expected {L}x{H}x{T}x{D}");
+            var k = FromBf16(keys, [L, H, T, D]);
+            var v = FromBf16(values, [L, H, T, D]);
+            for (int l = 0; l < L; l++)
+            {
+                pool.K(l)[slot].narrow(0, 0, H).narrow(1, memoryStart + j * T, T).copy_(k[l]);
+                pool.V(l)[slot].narrow(0, 0, H).narrow(1, memoryStart + j * T, T).copy_(v[l]);
+            }
+        }
+    }
+
+    private Tensor FromBf16(ushort[] bits, long[] shape)
+    {
+        var t = empty(shape, ScalarType.BFloat16);
+        MemoryMarshal.AsBytes(bits.AsSpan()).CopyTo(t.bytes);
+        return Device.type == DeviceType.CPU && DType == ScalarType.BFloat16 ? t : t.to(DType, Device);
+    }
+
     public void Dispose()
     {
         _invFreq.Dispose();

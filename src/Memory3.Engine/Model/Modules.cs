@@ -89,12 +89,15 @@ public sealed class LlamaMlp : nn.Module
 public sealed class LlamaAttention : nn.Module
 {
     public Linear q_proj, k_proj, v_proj, o_proj;
-    private readonly int _heads, _kvHeads, _headDim, _layer;
+    private readonly int _heads, _kvHeads, _headDim, _layer, _memoryKvHeads;
+    private readonly bool _memoryLayer;
     private readonly double _scale;
 
     public LlamaAttention(ModelConfig c, int layer, ScalarType dtype) : base(nameof(LlamaAttention))
     {
         _heads = c.NumAttentionHeads; _kvHeads = c.NumKeyValueHeads; _headDim = c.HeadDim; _layer = layer;
+        _memoryLayer = c.Memory is { } m && layer < m.MemoryLayers;
+        _memoryKvHeads = c.Memory?.MemoryKvHeads ?? 0;
         _scale = 1.0 / Math.Sqrt(c.HeadDim);
         q_proj = new Linear(c.HiddenSize, (long)_heads * _headDim, c.AttentionBias, dtype);
         k_proj = new Linear(c.HiddenSize, (long)_kvHeads * _headDim, c.AttentionBias, dtype);
@@ -133,6 +136,7 @@ public sealed class LlamaAttention : nn.Module
             var qS = q.narrow(0, sl.Start, sl.Length).view(sl.Length, _kvHeads, groups, _headDim).permute(1, 2, 0, 3);
             var scores = matmul(qS, keys.transpose(-1, -2)).to(ScalarType.Float32) * _scale;  // [kv, groups, len, L]
             if (sl.Length > 1) scores = scores + ctx.CausalMask(sl.Length, sl.CacheStart, L);
+            if (sl.MemoryLength > 0) scores = scores + ctx.MemoryMask(_memoryLayer, _memoryKvHeads, _kvHeads, sl.MemoryStart, sl.MemoryLength, sl.MemoryValid, L);
             var probs = scores.softmax(-1).to(x.dtype);
             var o = matmul(probs, values);                                  // [kv, groups, len, d]
             outs[s] = o.permute(2, 0, 1, 3).reshape(sl.Length, (long)_heads * _headDim);

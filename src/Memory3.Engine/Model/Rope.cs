@@ -70,9 +70,32 @@ public sealed class StepContext(StepBatch batch, KvCachePool pool, Tensor cos, T
         return m;
     }
 
+    private readonly Dictionary<(bool, int, int, int, int), Tensor> _memoryMasks = new();
+
+    /// <summary>
+    /// Additive float mask [kv_heads, 1, 1, L] over a sequence's memory slots: a non-memory layer hides the whole
+    /// region; a memory layer hides the empty slots, and every slot for KV heads past <paramref name="memoryKvHeads"/>.
+    /// </summary>
+    public Tensor MemoryMask(bool memoryLayer, int memoryKvHeads, int kvHeads, int start, int length, int valid, int total)
+    {
+        var key = (memoryLayer, start, length, memoryLayer ? valid : 0, total);
+        if (_memoryMasks.TryGetValue(key, out var m)) return m;
+        var data = new float[kvHeads * total];
+        for (int h = 0; h < kvHeads; h++)
+        {
+            int visible = memoryLayer && h < memoryKvHeads ? valid : 0;
+            for (int j = start + visible; j < start + length; j++) data[h * total + j] = float.NegativeInfinity;
+        }
+        m = tensor(data, [kvHeads, 1, 1, total], ScalarType.Float32, device).DetachFromDisposeScope();
+        _memoryMasks[key] = m;
+        return m;
+    }
+
     public void Dispose()
     {
         foreach (var m in _masks.Values) m.Dispose();
+        foreach (var m in _memoryMasks.Values) m.Dispose();
         _masks.Clear();
+        _memoryMasks.Clear();
     }
 }

@@ -10,7 +10,16 @@ namespace Memory3.Engine.Model;
 /// <param name="Length">Number of new tokens (a prefill chunk, or 1 when decoding).</param>
 /// <param name="CacheStart">Tokens already in the slot before this step.</param>
 /// <param name="AllLogits">Return logits for every row (prompt logprobs, tests) rather than only the last.</param>
-public readonly record struct SequenceSlice(int Slot, int Start, int Length, int CacheStart, bool AllLogits = false);
+/// <param name="MemoryStart">First cache index of the sequence's memory slots (explicit memory; 0 when none).</param>
+/// <param name="MemoryLength">Number of memory slots (memories_per_chunk × tokens_per_head); 0 when the sequence reads no memory.</param>
+/// <param name="MemoryValid">How many of those slots hold a memory now; the rest are masked.</param>
+/// <remarks>
+/// Memory slots sit between the prefix and the context, so the causal rule on cache indices already lets every
+/// context row see them and keeps them from the prefix. Non-memory layers mask the whole region, memory layers
+/// mask the empty part of it and the KV heads past <c>memory_kv_heads</c>.
+/// </remarks>
+public readonly record struct SequenceSlice(int Slot, int Start, int Length, int CacheStart, bool AllLogits = false,
+    int MemoryStart = 0, int MemoryLength = 0, int MemoryValid = 0);
 
 /// <summary>A flattened batch as the scheduler hands it to the model: prefill chunks and decode tokens mixed.</summary>
 public sealed class StepBatch
@@ -51,6 +60,8 @@ public sealed class StepBatch
             if (s.Start != expect || s.Length <= 0) throw new ArgumentException($"sequence rows must be contiguous and non-empty (slot {s.Slot})");
             if (s.CacheStart + s.Length > pool.MaxTokensPerSlot) throw new ArgumentException($"slot {s.Slot} would hold {s.CacheStart + s.Length} tokens; its capacity is {pool.MaxTokensPerSlot}");
             if ((uint)s.Slot >= (uint)pool.NumSlots) throw new ArgumentException($"slot {s.Slot} is outside the pool");
+            if (s.MemoryLength > 0 && (s.MemoryStart < 0 || s.MemoryValid < 0 || s.MemoryValid > s.MemoryLength || s.MemoryStart + s.MemoryLength > s.CacheStart))
+                throw new ArgumentException($"slot {s.Slot}: memory region [{s.MemoryStart}, +{s.MemoryLength}) must lie before the rows' cache start {s.CacheStart}");
             expect += s.Length;
         }
         if (expect != TokenIds.Length) throw new ArgumentException("sequences do not cover the batch");

@@ -34,7 +34,16 @@ internal sealed class ReferenceLlama
     private double D(string k, double d) => _cfg.TryGetProperty(k, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetDouble() : d;
 
     /// <summary>Logits [T][vocab] for tokens at positions 0..T-1.</summary>
-    public double[][] Forward(int[] tokens)
+    public double[][] Forward(int[] tokens) => Forward(tokens, Enumerable.Range(0, tokens.Length).ToArray(), null, 0);
+
+    /// <summary>
+    /// Memory attached in memory layers: per layer l and KV head h a list of (rotated key, value) pairs, visible to
+    /// every row at index ≥ <c>memoryFrom</c> (the context rows; the prefix rows before it never see memory).
+    /// </summary>
+    public delegate IReadOnlyList<(double[] K, double[] V)> MemoryKeys(int layer, int kvHead);
+
+    /// <summary>Logits [T][vocab] for tokens at the given RoPE positions, with optional memory for rows ≥ memoryFrom.</summary>
+    public double[][] Forward(int[] tokens, int[] positions, MemoryKeys? memory, int memoryFrom)
     {
         int H = I("hidden_size"), nh = I("num_attention_heads"), nkv = I("num_key_value_heads"), L = I("num_hidden_layers");
         int hd = _cfg.TryGetProperty("head_dim", out var hdp) ? hdp.GetInt32() : H / nh;
@@ -69,7 +78,7 @@ internal sealed class ReferenceLlama
             var q = x.Select(r => Lin(r, p + "self_attn.q_proj")).ToArray();
             var k = x.Select(r => Lin(r, p + "self_attn.k_proj")).ToArray();
             var v = x.Select(r => Lin(r, p + "self_attn.v_proj")).ToArray();
-            for (int t = 0; t < T; t++) { Rotate(q[t], nh, hd, t, inv); Rotate(k[t], nkv, hd, t, inv); }
+            for (int t = 0; t < T; t++) { Rotate(q[t], nh, hd, positions[t], inv); Rotate(k[t], nkv, hd, positions[t], inv); }
             var attn = new double[T][];
             for (int t = 0; t < T; t++)
             {
@@ -77,19 +86,24 @@ internal sealed class ReferenceLlama
                 for (int head = 0; head < nh; head++)
                 {
                     int kvh = head / (nh / nkv);
-                    var sc = new double[t + 1];
+                    // Keys this row sees: memory (context rows, memory layers) then the causal context.
+                    var keys = new List<(double[] K, int KOff, double[] V, int VOff)>();
+                    if (memory is not null && t >= memoryFrom)
+                        foreach (var (mk, mv) in memory(l, kvh)) keys.Add((mk, 0, mv, 0));
+                    for (int j = 0; j <= t; j++) keys.Add((k[j], kvh * hd, v[j], kvh * hd));
+                    var sc = new double[keys.Count];
                     double max = double.NegativeInfinity;
-                    for (int j = 0; j <= t; j++)
+                    for (int j = 0; j < keys.Count; j++)
                     {
                         double d = 0;
-                        for (int e = 0; e < hd; e++) d += q[t][head * hd + e] * k[j][kvh * hd + e];
+                        for (int e = 0; e < hd; e++) d += q[t][head * hd + e] * keys[j].K[keys[j].KOff + e];
                         sc[j] = d / Math.Sqrt(hd);
                         max = Math.Max(max, sc[j]);
                     }
                     double sum = 0;
-                    for (int j = 0; j <= t; j++) { sc[j] = Math.Exp(sc[j] - max); sum += sc[j]; }
-                    for (int j = 0; j <= t; j++)
-                        for (int e = 0; e < hd; e++) attn[t][head * hd + e] += sc[j] / sum * v[j][kvh * hd + e];
+                    for (int j = 0; j < keys.Count; j++) { sc[j] = Math.Exp(sc[j] - max); sum += sc[j]; }
+                    for (int j = 0; j < keys.Count; j++)
+                        for (int e = 0; e < hd; e++) attn[t][head * hd + e] += sc[j] / sum * keys[j].V[keys[j].VOff + e];
                 }
             }
             for (int t = 0; t < T; t++)
@@ -112,6 +126,31 @@ internal sealed class ReferenceLlama
             for (int i = 0; i < V; i++) { double s = 0; for (int e = 0; e < H; e++) s += head_.Data[(long)i * H + e] * n[e]; logits[i] = s; }
             return logits;
         }).ToArray();
+    }
+
+    public (double[] Data, long[] Shape) Weight(string name) => _w[name];
+
+    /// <summary>Un-rotated q and k of memory-layer inputs, for checking token selection by hand: runs the layers
+    /// before <paramref name="layer"/> causally over the tokens (positions 0..) and returns that layer's projections.</summary>
+    public (double[][] Q, double[][] K) Projections(int[] tokens, int layer)
+    {
+        int H = I("hidden_size");
+        double eps = D("rms_norm_eps", 1e-6);
+        if (layer > 0)
+        {
+            // Reuse the full forward for the residual stream: run a truncated copy of the config.
+            throw new NotSupportedException("projections are checked on layer 0");
+        }
+        var emb = _w["model.embed_tokens.weight"];
+        var x = tokens.Select(t => RmsNorm(emb.Data.AsSpan(t * H, H).ToArray(), _w[$"model.layers.{layer}.input_layernorm.weight"].Data, eps)).ToArray();
+        return (x.Select(r => Lin(r, $"model.layers.{layer}.self_attn.q_proj")).ToArray(), x.Select(r => Lin(r, $"model.layers.{layer}.self_attn.k_proj")).ToArray());
+    }
+
+    public static void RotateInPlace(double[] x, int heads, int hd, int pos, double theta)
+    {
+        var inv = new double[hd / 2];
+        for (int i = 0; i < hd / 2; i++) inv[i] = Math.Pow(theta, -2.0 * i / hd);
+        Rotate(x, heads, hd, pos, inv);
     }
 
     private double[] Lin(double[] x, string prefix)
