@@ -10,6 +10,14 @@ namespace Memory3.Cli.Commands;
 
 public class BenchSettings : ModelSettings
 {
+    [CommandOption("--kernel-rows <N>"), Description("Linear layers with at most N rows use the bf16 SIMD kernel (0: always libtorch); default 4")]
+    public int? KernelRows { get; init; }
+
+    internal void Apply()
+    {
+        if (KernelRows is { } k) Memory3.Engine.Model.LinearDispatch.SmallRowThreshold = k;
+    }
+
     [CommandOption("--json <FILE>"), Description("Also write the results as JSON")]
     public string? Json { get; init; }
 
@@ -40,6 +48,7 @@ public sealed class BenchDecodeCommand : Command<BenchDecodeCommand.Settings>
     {
         var batches = s.Batch.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
             .Select(b => int.TryParse(b, out var v) && v > 0 ? v : throw new ArgumentException($"--batch '{b}' is not a positive integer")).ToArray();
+        s.Apply();
         using var model = CausalLM.Load(s.Model!, s.Options);
         double bw = HardwareProbe.MeasureReadBandwidthGBs();
         var results = batches.Select(b => ModelBench.Decode(model, b, s.PromptTokens, s.Steps, bw)).ToList();
