@@ -162,6 +162,11 @@ public sealed class DiskShardStore : IMemoryStore, IDisposable
             store.Recover();
             return store;
         }
+        catch (Exception ex) when (ex is (IOException or UnauthorizedAccessException) and not MemoryStoreException)
+        {
+            store.Dispose();
+            throw new MemoryStoreException($"Cannot open the memory bank '{bankDir}': {ex.Message}", ex);
+        }
         catch
         {
             store.Dispose();
@@ -328,7 +333,13 @@ public sealed class DiskShardStore : IMemoryStore, IDisposable
         try
         {
             ThrowIfDisposed();
-            for (int i = 0; i < ids.Count; i++) result[i] = ReadLocked(ids[i]);
+            // Read in file order (segment, offset): neighbours on disk are read one after another.
+            var order = new (int Segment, long Offset, int Index)[ids.Count];
+            for (int i = 0; i < order.Length; i++)
+                order[i] = _index.TryGetValue(ids[i], out var loc) ? (loc.Segment, loc.Offset, i) : (int.MaxValue, 0, i);
+            Array.Sort(order);
+            foreach (var (segment, _, i) in order)
+                if (segment != int.MaxValue) result[i] = ReadLocked(ids[i]);
         }
         finally { _segLock.ExitReadLock(); }
         return ValueTask.FromResult(result);
