@@ -246,6 +246,53 @@ public class DiskShardStoreTests
     }
 
     [Fact]
+    public async Task ACrashAnywhereInCompactionLosesNothingAndResurrectsNothing()
+    {
+        using var tmp = new TempDir();
+        string fp = NewFingerprint();
+        var options = new DiskShardOptions { SegmentSizeBytes = 4096 };
+        var records = Records(24, seed: 14);
+        string segDir = Path.Combine(tmp.Path, "segments");
+        string[] oldFiles, newFiles;
+        var snapshot = new Dictionary<string, byte[]>();
+        using (var store = DiskShardStore.Open(tmp.Path, fp, options))
+        {
+            await store.PutManyAsync(records);
+            for (int i = 0; i < 24; i += 2) await store.DeleteAsync(records[i].Id);   // tombstones spread over later segments
+            oldFiles = Directory.GetFiles(segDir).Order().ToArray();
+            foreach (var f in oldFiles) snapshot[f] = File.ReadAllBytes(f);
+            store.Compact();
+            newFiles = Directory.GetFiles(segDir).Order().ToArray();
+        }
+        Assert.True(oldFiles.Length > 2);
+        var newSnapshot = newFiles.ToDictionary(f => f, File.ReadAllBytes);
+
+        // A crash after the new segments were written and k of the old ones (oldest first) deleted.
+        for (int k = 0; k <= oldFiles.Length; k++)
+        {
+            foreach (var f in Directory.GetFiles(segDir)) File.Delete(f);
+            foreach (var f in oldFiles.Skip(k)) File.WriteAllBytes(f, snapshot[f]);
+            foreach (var (f, bytes) in newSnapshot) File.WriteAllBytes(f, bytes);
+            await Check($"k={k}");
+        }
+        // A crash while the last new segment was half written: every old segment is still there.
+        foreach (var f in Directory.GetFiles(segDir)) File.Delete(f);
+        foreach (var (f, bytes) in snapshot) File.WriteAllBytes(f, bytes);
+        foreach (var (f, bytes) in newSnapshot) File.WriteAllBytes(f, f == newFiles[^1] ? bytes[..(bytes.Length / 2)] : bytes);
+        await Check("torn new segment");
+
+        async Task Check(string when)
+        {
+            using var store = DiskShardStore.Open(tmp.Path, fp, options);
+            Assert.True(store.Count == 12, $"{when}: {store.Count} live");
+            var got = await store.GetManyAsync(records.Select(r => r.Id).ToList());
+            for (int i = 0; i < records.Count; i++)
+                if (i % 2 == 0) Assert.Null(got[i]);
+                else AssertSame(records[i], got[i]);
+        }
+    }
+
+    [Fact]
     public void UnusableBankDirectoryGivesAClearError()
     {
         using var tmp = new TempDir();
