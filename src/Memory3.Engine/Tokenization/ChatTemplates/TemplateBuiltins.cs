@@ -400,7 +400,7 @@ static class Builtins
 
     static object? Map(object? v, CallArgs a, Scope s)
     {
-        var items = Py.Iterate(v);
+        var items = Py.Truthy(v) ? Py.Iterate(v) : []; // Jinja: `if value: for item in value`
         if (a.Named.TryGetValue("attribute", out var attr))
         {
             var dflt = a.Named.TryGetValue("default", out var dv) ? dv : null;
@@ -429,6 +429,7 @@ static class Builtins
             targs.Positional.AddRange(a.Positional.Skip(k));
         }
         var r = new List<object?>();
+        if (!Py.Truthy(v)) return r; // Jinja: `if seq: for item in seq`
         foreach (var x in Py.Iterate(v))
         {
             var subject = attr ? Lookup(x, attribute) : x;

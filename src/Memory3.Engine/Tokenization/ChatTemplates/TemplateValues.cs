@@ -79,9 +79,9 @@ static class Py
         string or bool or long or double or Undefined or Namespace or PyFunction or Macro => v,
         int i => (long)i,
         short or byte or sbyte or ushort or uint => Convert.ToInt64(v, CultureInfo.InvariantCulture),
-        ulong u => u <= long.MaxValue ? (long)u : (double)u,
+        ulong u => u <= long.MaxValue ? (object)(long)u : (double)u,
         float f => (double)f,
-        decimal m => m == decimal.Truncate(m) && Math.Abs(m) < long.MaxValue ? (long)m : (double)m,
+        decimal m => m == decimal.Truncate(m) && Math.Abs(m) < long.MaxValue ? (object)(long)m : (double)m,
         char c => c.ToString(),
         JsonElement e => FromJson(e),
         JsonNode n => FromJson(JsonSerializer.Deserialize<JsonElement>(n.ToJsonString())),
@@ -113,7 +113,7 @@ static class Py
                 foreach (var x in e.EnumerateArray()) l.Add(FromJson(x));
                 return l;
             case JsonValueKind.String: return e.GetString();
-            case JsonValueKind.Number: return e.TryGetInt64(out var i) && !e.GetRawText().Contains('.') && !e.GetRawText().Contains('e', StringComparison.OrdinalIgnoreCase) ? i : e.GetDouble();
+            case JsonValueKind.Number: return e.TryGetInt64(out var i) && !e.GetRawText().Contains('.') && !e.GetRawText().Contains('e', StringComparison.OrdinalIgnoreCase) ? (object)i : e.GetDouble();
             case JsonValueKind.True: return true;
             case JsonValueKind.False: return false;
             default: return null;
@@ -338,9 +338,9 @@ static class Py
             bool ints = a is not double && b is not double;
             switch (op)
             {
-                case "+": return ints ? ToLong(a) + ToLong(b) : ToDouble(a) + ToDouble(b);
-                case "-": return ints ? ToLong(a) - ToLong(b) : ToDouble(a) - ToDouble(b);
-                case "*": return ints ? ToLong(a) * ToLong(b) : ToDouble(a) * ToDouble(b);
+                case "+": return ints ? (object)(ToLong(a) + ToLong(b)) : (object)(ToDouble(a) + ToDouble(b));
+                case "-": return ints ? (object)(ToLong(a) - ToLong(b)) : (object)(ToDouble(a) - ToDouble(b));
+                case "*": return ints ? (object)(ToLong(a) * ToLong(b)) : (object)(ToDouble(a) * ToDouble(b));
                 case "/":
                     if (ToDouble(b) == 0) throw new ChatTemplateException("division by zero");
                     return ToDouble(a) / ToDouble(b);
