@@ -81,4 +81,5 @@ def main():
               open("reference.json", "w"), ensure_ascii=False, indent=1)
     print(len(cases), "cases;", sum("output" in c for c in cases), "with output")
 
-main()
+if __name__ == "__main__":
+    main()

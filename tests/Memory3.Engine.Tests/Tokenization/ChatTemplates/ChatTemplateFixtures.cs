@@ -34,7 +34,7 @@ static class ChatTemplateFixtures
 
     public static ChatMessage User(string c) => new("user", c);
     public static ChatMessage Assistant(string? c) => new("assistant", c);
-    public static ChatMessage System(string c) => new("system", c);
+    public static ChatMessage Sys(string c) => new("system", c);
 }
 
 /// <summary>A clock stopped at one instant, in UTC.</summary>
