@@ -307,7 +307,7 @@ static class Builtins
             {
                 "ceil" => Math.Ceiling(d * f) / f,
                 "floor" => Math.Floor(d * f) / f,
-                _ => Math.Round(d * f, MidpointRounding.AwayFromZero) / f,
+                _ => Math.Round(d * f, MidpointRounding.ToEven) / f, // Python round(): half to even
             };
         },
         ["safe"] = (v, _, _) => v,

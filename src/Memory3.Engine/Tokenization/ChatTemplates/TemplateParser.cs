@@ -100,6 +100,8 @@ sealed class TemplateParser
                 CloseTag(end!);
                 return new BlockStmt(seg.Line, body);
             }
+            case "else" or "elif" or "endif" or "endfor" or "endset" or "endmacro" or "endcall" or "endfilter" or "endgeneration" or "endraw":
+                throw new ChatTemplateException($"unexpected '{word}'", seg.Line, seg.Column);
             default:
                 throw new ChatTemplateException($"unsupported tag '{word}'", seg.Line, seg.Column);
         }
