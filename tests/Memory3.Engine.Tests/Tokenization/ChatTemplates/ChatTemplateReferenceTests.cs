@@ -39,6 +39,7 @@ public class ChatTemplateReferenceTests
     public void Matches_jinja2(int index, string model, string conversation)
     {
         var c = Reference.Value["cases"]![index]!;
+        Assert.Equal(model, c["model"]!.GetValue<string>());
         var template = ChatTemplateFixtures.FromCorpus(c["template"]!.GetValue<int>());
         var extra = new Dictionary<string, object?>
         {
