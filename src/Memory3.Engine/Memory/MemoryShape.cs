@@ -21,6 +21,8 @@ public sealed record MemoryShape(int Layers, int KvHeads, int TokensPerHead, int
     /// <summary>Length of <see cref="MemoryRecord.Positions"/>.</summary>
     public int PositionCount => VectorsPerKind;
 
+    public override string ToString() => $"[layers {Layers}, kv_heads {KvHeads}, tokens_per_head {TokensPerHead}, head_dim {HeadDim}]";
+
     public void Validate()
     {
         if (Layers <= 0 || KvHeads <= 0 || TokensPerHead <= 0 || HeadDim <= 0)
