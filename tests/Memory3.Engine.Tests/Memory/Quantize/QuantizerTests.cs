@@ -71,7 +71,7 @@ public sealed class QuantizerFixture
     public static readonly MemoryShape Shape = new(Layers: 2, KvHeads: 2, TokensPerHead: 4, HeadDim: 80);
     public SyntheticKv Gen { get; } = new(Shape, seed: 5);
     public QuantizerSet Set { get; }
-    public QuantizerFixture() => Set = QuantizerSet.Train(Shape, Gen.Memories(0, 192), new QuantizerOptions { Iterations = 8 }, seed: 3);
+    public QuantizerFixture() => Set = QuantizerSet.Train(Shape, Gen.Memories(0, 128), new QuantizerOptions { Iterations = 6 }, seed: 3);
 }
 
 public sealed class QuantizerTests(QuantizerFixture fx) : IClassFixture<QuantizerFixture>
@@ -85,9 +85,9 @@ public sealed class QuantizerTests(QuantizerFixture fx) : IClassFixture<Quantize
     public void Round_trip_error_is_small_and_far_below_the_trivial_quantizer(int stages, int m, QuantizerRotation rot, double limit)
     {
         var gen = new SyntheticKv(MemoryShape.Paper, seed: 2);
-        var train = gen.Vectors(3, KvKind.Key, 6000, 1);
+        var train = gen.Vectors(3, KvKind.Key, 3000, 1);
         var test = gen.Vectors(3, KvKind.Key, 1000, 2);
-        var q = VectorQuantizer.Train(train, 80, new QuantizerOptions { ResidualStages = stages, SubQuantizers = m, Rotation = rot, Iterations = 8 }, seed: 1);
+        var q = VectorQuantizer.Train(train, 80, new QuantizerOptions { ResidualStages = stages, SubQuantizers = m, Rotation = rot, Iterations = 6 }, seed: 1);
         Assert.True(q.BytesPerVector <= 16);
         var (rel, sq) = QuantizerBench.Error(q, train, test, 80);
         var (relMean, sqMean) = QuantizerBench.Error(null, train, test, 80);
@@ -131,7 +131,7 @@ public sealed class QuantizerTests(QuantizerFixture fx) : IClassFixture<Quantize
         File.WriteAllBytes(path, bytes);
         Assert.NotEqual(fx.Set.Fingerprint, QuantizerSet.Load(path).Fingerprint);
 
-        var other = QuantizerSet.Train(Shape, fx.Gen.Memories(0, 192), new QuantizerOptions { Iterations = 8 }, seed: 4);
+        var other = QuantizerSet.Train(Shape, fx.Gen.Memories(0, 128), new QuantizerOptions { Iterations = 2, MaxTrainingVectors = 512 }, seed: 4);
         Assert.NotEqual(fx.Set.Fingerprint, other.Fingerprint);
     }
 
