@@ -9,6 +9,10 @@ app.Configure(config =>
     config.SetExceptionHandler((ex, _) => UserErrors.Report(ex));
     config.AddCommand<InitRandomCommand>("init-random").WithDescription("Write a random-weight model (tiny ~1M, small ~30M, base ~0.55B parameters) in the Hugging Face format, tokenizer included.");
     config.AddCommand<GenerateCommand>("generate").WithDescription("Generate text from a prompt, streamed to stdout.");
+    config.AddCommand<IngestCommand>("ingest").WithDescription("Chunk, encode and store text or markdown files as explicit memories, with a progress bar.");
+    config.AddCommand<SearchCommand>("search").WithDescription("Print the top references for a query, with scores.");
+    config.AddBranch("bank", bank => bank.AddCommand<BankStatsCommand>("stats").WithDescription("References, bytes on disk, bytes per memory and quantization error."));
+    config.AddBranch("quantizer", q => q.AddCommand<QuantizerTrainCommand>("train").WithDescription("Train the bank's vector quantizer on sampled memories and convert the bank."));
     config.AddBranch("bench", bench =>
     {
         bench.SetDescription("Measure speed beside the reference it is judged against (memory bandwidth, GEMM peak).");

@@ -1,0 +1,295 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Memory3.Engine.Memory.Encode;
+using Memory3.Engine.Memory.Ingest;
+using Memory3.Engine.Memory.Quantize;
+using Memory3.Engine.Memory.Retrieve;
+using Memory3.Engine.Memory.Store;
+using Memory3.Engine.Model;
+using Memory3.Engine.Tokenization;
+using StackExchange.Redis;
+
+namespace Memory3.Engine.Memory;
+
+public sealed record MemoryBankOptions
+{
+    /// <summary>StackExchange.Redis configuration string for the hot tier; null: no Redis tier.</summary>
+    public string? Redis { get; init; }
+    public TimeSpan RedisTtl { get; init; } = TimeSpan.FromHours(1);
+    /// <summary>Bound of the in-process tier of dequantized memories, in bytes; 0 turns the tier off.</summary>
+    public long ProcessCacheBytes { get; init; } = 512L << 20;
+    /// <summary>References encoded per forward batch while ingesting.</summary>
+    public int EncodeBatch { get; init; } = 16;
+    /// <summary>The embedder for retrieval; null: all-MiniLM-L6-v2.</summary>
+    public IEmbedder? Embedder { get; init; }
+}
+
+public sealed record IngestProgress(int Documents, int References, int Skipped, int Failed, double ReferencesPerSecond);
+public sealed record IngestResult(int Documents, int References, int Skipped, IReadOnlyList<(string Source, string Error)> Errors, double Seconds)
+{
+    public double ReferencesPerSecond => Seconds > 0 ? References / Seconds : 0;
+}
+
+public sealed record BankStats(int References, long BytesOnDisk, int Segments, string Fingerprint, string PayloadMode, int BytesPerMemoryPayload, string? QuantizerDescription);
+
+/// <summary>
+/// A memory bank bound to one model: disk shards (the source of truth), an optional Redis hot tier, the in-process
+/// tier, the retrieval index and the codec, under one fingerprint. Encoding (ingest) runs on the caller's thread
+/// and uses the model's tensors: call it from the thread that owns the model.
+/// </summary>
+public sealed class MemoryBank : IMemorySource, IDisposable
+{
+    public const string ManifestFile = "bank.json";
+
+    private readonly CausalLM _model;
+    private readonly ITokenizer _tokenizer;
+    private readonly MemoryBankOptions _options;
+    private readonly DiskShardStore _disk;
+    private readonly ConnectionMultiplexer? _redisConnection;
+    private readonly InProcessMemoryCache? _process;
+    private readonly TieredMemoryStore _tiers;
+    private readonly HybridRetriever _retriever;
+    private readonly IEmbedder _embedder;
+    private readonly bool _ownsEmbedder;
+    private readonly MemoryShape _shape;
+    private readonly QuantizerSet? _quantizer;
+    private readonly IMemoryDecoder _decoder;
+    private MemoryEncoder? _encoder;
+
+    public string Directory { get; }
+    /// <summary>Model weights + memory configuration: what memory ids are derived from.</summary>
+    public string ModelFingerprint { get; }
+    /// <summary>Model fingerprint + quantizer: what records and Redis keys carry.</summary>
+    public string Fingerprint { get; }
+    public MemoryShape Shape => _shape;
+    public QuantizerSet? Quantizer => _quantizer;
+    public HybridRetriever Retriever => _retriever;
+    public TieredMemoryStore Tiers => _tiers;
+    public DiskShardStore Disk => _disk;
+
+    private MemoryBank(string dir, CausalLM model, ITokenizer tokenizer, MemoryBankOptions options)
+    {
+        Directory = dir; _model = model; _tokenizer = tokenizer; _options = options;
+        var mem = model.Config.Memory ?? throw new ModelLoadException($"{model.Directory}: {model.Config.Architecture} has no memory configuration; a bank needs a Memory3ForCausalLM model");
+        _shape = new MemoryShape(mem.MemoryLayers, mem.MemoryKvHeads, mem.MemoryTokensPerHead, model.Config.HeadDim);
+        System.IO.Directory.CreateDirectory(dir);
+        ModelFingerprint = BankIdentity.Fingerprint(BankIdentity.WeightsDigest(model.Directory), mem, model.Config.HeadDim, null);
+        var qPath = Path.Combine(dir, QuantizerSet.FileName);
+        _quantizer = File.Exists(qPath) ? QuantizerSet.Load(qPath) : null;
+        Fingerprint = _quantizer is null ? ModelFingerprint : BankIdentity.Fingerprint(ModelFingerprint, mem, model.Config.HeadDim, _quantizer.Fingerprint);
+        CheckManifest();
+        _decoder = MemoryCodec.For(_shape, _quantizer);
+        _disk = DiskShardStore.Open(dir, Fingerprint);
+        try
+        {
+            if (options.Redis is { } redis)
+            {
+                var cfg = ConfigurationOptions.Parse(redis);
+                cfg.AbortOnConnectFail = false;
+                cfg.BacklogPolicy = BacklogPolicy.FailFast;
+                _redisConnection = ConnectionMultiplexer.Connect(cfg);
+            }
+            var redisStore = _redisConnection is null ? null : new RedisMemoryStore(_redisConnection, Fingerprint, new RedisMemoryStoreOptions { Ttl = options.RedisTtl });
+            _process = options.ProcessCacheBytes > 0 ? new InProcessMemoryCache(new InProcessMemoryCacheOptions { SizeLimitBytes = options.ProcessCacheBytes }) : null;
+            _tiers = new TieredMemoryStore(_disk, _decoder, redisStore, _process);
+            _ownsEmbedder = options.Embedder is null;
+            _embedder = options.Embedder ?? new MiniLmEmbedder();
+            _retriever = HybridRetriever.OpenOrRebuild(dir, _embedder, () => _disk.EnumerateAll().Select(r => (r.Id, r.Namespace, r.Text)));
+            WriteManifest();
+        }
+        catch
+        {
+            _disk.Dispose();
+            _redisConnection?.Dispose();
+            throw;
+        }
+    }
+
+    public static MemoryBank Open(string bankDir, CausalLM model, ITokenizer tokenizer, MemoryBankOptions? options = null) =>
+        new(bankDir, model, tokenizer, options ?? new MemoryBankOptions());
+
+    private sealed record Manifest(int Format, string Fingerprint, string ModelFingerprint, string ModelDirectory, string? Quantizer, string Created);
+
+    private void CheckManifest()
+    {
+        var path = Path.Combine(Directory, ManifestFile);
+        if (!File.Exists(path)) return;
+        Manifest? m;
+        try { m = JsonSerializer.Deserialize<Manifest>(File.ReadAllText(path)); }
+        catch (JsonException e) { throw new ModelLoadException($"{path}: malformed bank manifest ({e.Message})", e); }
+        if (m is not null && m.ModelFingerprint != ModelFingerprint)
+            throw new BankFingerprintMismatchException(Directory, Fingerprint, m.Fingerprint, path, 0);
+    }
+
+    private void WriteManifest()
+    {
+        var path = Path.Combine(Directory, ManifestFile);
+        var m = new Manifest(1, Fingerprint, ModelFingerprint, Path.GetFullPath(_model.Directory), _quantizer?.Fingerprint, DateTime.UtcNow.ToString("O"));
+        File.WriteAllText(path + ".tmp", JsonSerializer.Serialize(m, new JsonSerializerOptions { WriteIndented = true }));
+        File.Move(path + ".tmp", path, overwrite: true);
+    }
+
+    private MemoryEncoder Encoder => _encoder ??= new MemoryEncoder(_model, _tokenizer);
+
+    private MemoryRecord ToRecord(string id, string ns, string text, (ushort[] Keys, ushort[] Values, ushort[] Positions) m)
+    {
+        var decoded = new DecodedMemory(id, ns, text, m.Positions, m.Keys, m.Values);
+        return _quantizer is null ? new Bf16Codec(_shape).Encode(decoded) : new QuantizedCodec(_quantizer, _shape).Encode(decoded);
+    }
+
+    /// <summary>
+    /// Chunks, encodes, stores (durably) and indexes documents into <paramref name="ns"/>. References already in the
+    /// bank (same normalised text) are skipped. Bad documents are reported and the rest go on.
+    /// </summary>
+    public IngestResult Ingest(IEnumerable<Document> documents, string ns, IProgress<IngestProgress>? progress = null, CancellationToken ct = default)
+    {
+        if (string.IsNullOrWhiteSpace(ns)) throw new ArgumentException("the namespace is empty");
+        var sw = Stopwatch.StartNew();
+        var chunker = new ReferenceChunker(_tokenizer, _shape is { } ? _model.Config.Memory!.ReferenceMaxTokens : 128);
+        var errors = new List<(string, string)>();
+        int docs = 0, refs = 0, skipped = 0;
+        var pending = new List<(string Id, string Text, int[] Tokens)>();
+        var seen = new HashSet<string>();
+
+        void Flush()
+        {
+            if (pending.Count == 0) return;
+            var encoded = Encoder.Encode(pending.Select(p => p.Tokens).ToList());
+            var records = pending.Select((p, i) => ToRecord(p.Id, ns, p.Text, encoded[i])).ToList();
+            _tiers.PutManyAsync(records, ct).AsTask().GetAwaiter().GetResult();
+            _retriever.Add(records.Select(r => (r.Id, r.Namespace, r.Text)).ToList(), null);
+            refs += pending.Count;
+            pending.Clear();
+            progress?.Report(new IngestProgress(docs, refs, skipped, errors.Count, refs / Math.Max(1e-9, sw.Elapsed.TotalSeconds)));
+        }
+
+        foreach (var doc in documents)
+        {
+            ct.ThrowIfCancellationRequested();
+            if (!doc.Ok) { errors.Add((doc.Source, doc.Error!)); continue; }
+            docs++;
+            foreach (var text in chunker.Split(doc.Text!))
+            {
+                var id = BankIdentity.MemoryId(text, ModelFingerprint);
+                if (_disk.Contains(id) || !seen.Add(id)) { skipped++; continue; }
+                var tokens = _tokenizer.Encode(text, addSpecialTokens: false);
+                pending.Add((id, text, tokens));
+                if (pending.Count >= _options.EncodeBatch) Flush();
+            }
+            progress?.Report(new IngestProgress(docs, refs, skipped, errors.Count, refs / Math.Max(1e-9, sw.Elapsed.TotalSeconds)));
+        }
+        Flush();
+        _retriever.Save();
+        return new IngestResult(docs, refs, skipped, errors, sw.Elapsed.TotalSeconds);
+    }
+
+    public IReadOnlyList<RetrievalHit> Search(string query, IReadOnlyCollection<string>? namespaces, int topK) =>
+        _retriever.Search(query, new RetrievalOptions { TopK = topK, Namespaces = namespaces });
+
+    public async ValueTask<RetrievedMemories> RetrieveAsync(MemoryQuery query, CancellationToken ct = default)
+    {
+        if (query.TopK <= 0 || string.IsNullOrWhiteSpace(query.Text)) return RetrievedMemories.None;
+        var hits = Search(query.Text, query.Namespaces, query.TopK);
+        if (hits.Count == 0) return RetrievedMemories.None;
+        var fetched = await _tiers.FetchAsync(hits.Select(h => h.Id).ToList(), ct);
+        var memories = new List<DecodedMemory>(hits.Count);
+        var citations = new List<MemoryCitation>(hits.Count);
+        for (int i = 0; i < hits.Count; i++)
+        {
+            if (fetched.Memories[i] is not { } m) continue;   // deleted or damaged since indexing: never served
+            memories.Add(m);
+            citations.Add(new MemoryCitation(hits[i].Id, hits[i].Namespace, hits[i].Text, hits[i].Score));
+        }
+        return new RetrievedMemories(memories, citations, fetched.ProcessHits, fetched.RedisHits, fetched.DiskHits);
+    }
+
+    public async ValueTask<bool> DeleteAsync(string id, CancellationToken ct = default)
+    {
+        var removed = await _tiers.DeleteAsync(id, ct);
+        if (_retriever.Remove(id)) _retriever.Save();
+        return removed;
+    }
+
+    public BankStats Stats()
+    {
+        int vectors = 2 * _shape.Layers * _shape.KvHeads * _shape.TokensPerHead;
+        int payload = _quantizer is null ? vectors * _shape.HeadDim * 2 : vectors * _quantizer.BytesPerVector;
+        return new BankStats(_disk.Count, _disk.BytesOnDisk, _disk.SegmentCount, Fingerprint, _quantizer is null ? "bf16" : "quantized", payload, _quantizer?.Description);
+    }
+
+    public const string QuantizerReportFile = "quantizer-report.txt";
+
+    /// <summary>
+    /// Trains the bank's quantizer on <paramref name="samples"/> memories sampled uniformly from it (the paper's choice),
+    /// reports the reconstruction error on held-out memories, and converts every record to quantized codes. Memory ids
+    /// do not change (they derive from the model fingerprint), so the retrieval index is kept; records and Redis keys
+    /// take the new bank fingerprint. Returns the report.
+    /// </summary>
+    public static QuantizationReport TrainQuantizer(string bankDir, CausalLM model, ITokenizer tokenizer, QuantizerOptions qOptions,
+        int samples, int seed = 0, MemoryBankOptions? options = null, IProgress<string>? progress = null)
+    {
+        MemoryShape shape;
+        List<DecodedMemory> sample;
+        using (var bank = Open(bankDir, model, tokenizer, options))
+        {
+            if (bank.Quantizer is not null) throw new InvalidOperationException($"{bankDir}: the bank is already quantized ({bank.Quantizer.Description})");
+            shape = bank.Shape;
+            var rng = new Random(seed);
+            var reservoir = new List<MemoryRecord>();
+            int seen = 0;
+            foreach (var r in bank.Disk.EnumerateAll())
+            {
+                seen++;
+                if (reservoir.Count < samples) reservoir.Add(r);
+                else if (rng.Next(seen) is var j && j < samples) reservoir[j] = r;
+            }
+            if (reservoir.Count < 2) throw new InvalidOperationException($"{bankDir}: {reservoir.Count} memories; ingest references before training a quantizer");
+            sample = reservoir.Select(bank._decoder.Decode).ToList();
+        }
+        int held = Math.Max(1, sample.Count / 10);
+        progress?.Report($"training on {sample.Count - held} memories, evaluating on {held}");
+        var quantizer = QuantizerSet.Train(shape, sample.Skip(held), qOptions, seed, progress);
+        var report = QuantizationReport.Evaluate(quantizer, sample.Take(held));
+
+        // Convert: write every record quantized into a fresh store, then swap the segment folders.
+        var mem = model.Config.Memory!;
+        string modelFp = BankIdentity.Fingerprint(BankIdentity.WeightsDigest(model.Directory), mem, model.Config.HeadDim, null);
+        string newFp = BankIdentity.Fingerprint(modelFp, mem, model.Config.HeadDim, quantizer.Fingerprint);
+        string oldFp = modelFp;
+        var work = Path.Combine(bankDir, ".quantizing");
+        if (System.IO.Directory.Exists(work)) System.IO.Directory.Delete(work, true);
+        var codec = new QuantizedCodec(quantizer, shape);
+        var bf16 = new Bf16Codec(shape);
+        int converted = 0;
+        using (var oldStore = DiskShardStore.Open(bankDir, oldFp))
+        using (var newStore = DiskShardStore.Open(work, newFp))
+        {
+            var batch = new List<MemoryRecord>(256);
+            foreach (var r in oldStore.EnumerateAll())
+            {
+                batch.Add(codec.Encode(bf16.Decode(r)));
+                if (batch.Count == 256) { newStore.PutManyAsync(batch).AsTask().GetAwaiter().GetResult(); converted += batch.Count; batch.Clear(); progress?.Report($"converted {converted}"); }
+            }
+            if (batch.Count > 0) newStore.PutManyAsync(batch).AsTask().GetAwaiter().GetResult();
+        }
+        var segments = Path.Combine(bankDir, "segments");
+        var old = Path.Combine(bankDir, ".segments-bf16");
+        if (System.IO.Directory.Exists(old)) System.IO.Directory.Delete(old, true);
+        System.IO.Directory.Move(segments, old);
+        System.IO.Directory.Move(Path.Combine(work, "segments"), segments);
+        quantizer.Save(Path.Combine(bankDir, QuantizerSet.FileName));
+        using (var w = new StringWriter()) { report.WriteTo(w); File.WriteAllText(Path.Combine(bankDir, QuantizerReportFile), w.ToString()); }
+        System.IO.Directory.Delete(old, true);
+        System.IO.Directory.Delete(work, true);
+        return report;
+    }
+
+    public void Dispose()
+    {
+        _retriever.Dispose();
+        if (_ownsEmbedder) _embedder.Dispose();
+        _process?.Dispose();
+        _disk.Dispose();
+        _redisConnection?.Dispose();
+    }
+}
