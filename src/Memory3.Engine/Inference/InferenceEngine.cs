@@ -245,8 +245,8 @@ public sealed class InferenceEngine : IInferenceEngine, IDisposable
             EngineMetrics.StepFailures.Add(1);
             span?.SetStatus(ActivityStatusCode.Error, e.Message);
             RequestState.StopDetached(span);
-            sched.Fail(decision, $"the engine step failed: {e.Message}");
             try { StepFailed?.Invoke(e); } catch { /* a listener must not stop the loop */ }
+            Isolate(sched, decision, e);
             return;
         }
         sched.Update(decision, output);
@@ -256,6 +256,33 @@ public sealed class InferenceEngine : IInferenceEngine, IDisposable
         EngineMetrics.BatchTokens.Record(tokens);
         EngineMetrics.BatchSize.Record(decision.Items.Count);
         RequestState.StopDetached(span);
+    }
+
+    /// <summary>
+    /// A batched step threw: run each of its sequences alone so that only those that fail on their own are failed.
+    /// Safe because a step only writes the KV entries it recomputes (same tokens, same positions).
+    /// </summary>
+    private void Isolate(Scheduler sched, SchedulerDecision decision, Exception first)
+    {
+        if (decision.Items.Count == 1)
+        {
+            sched.Fail(decision, $"the engine step failed: {first.Message}");
+            return;
+        }
+        for (int i = 0; i < decision.Items.Count; i++)
+        {
+            var single = new SchedulerDecision([decision.Items[i]]);
+            if (single.Items[0].Sequence.IsFinished) continue;
+            try
+            {
+                var output = _runner!.Step(single.ToBatch());
+                sched.Update(single, output);
+            }
+            catch (Exception e)
+            {
+                sched.Fail(single, $"the engine step failed: {e.Message}");
+            }
+        }
     }
 
     private void Publish(Scheduler sched)
