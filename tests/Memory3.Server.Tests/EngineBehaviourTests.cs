@@ -42,6 +42,7 @@ public class EngineBehaviourTests
         var stream = await resp.Content.ReadAsStreamAsync();
         var buf = new byte[256];
         Assert.True(await stream.ReadAsync(buf) > 0);
+        for (int i = 0; i < 300 && f.Engine.GetStats().Running == 0; i++) await Task.Delay(10);
         Assert.Equal(1, f.Engine.GetStats().Running);
         resp.Dispose();
         await f.WaitIdleAsync();

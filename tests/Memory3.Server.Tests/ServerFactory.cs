@@ -13,7 +13,7 @@ public class ServerFactory : WebApplicationFactory<Program>
     private readonly Dictionary<string, string?> _settings;
     private readonly IModelRunnerFactory? _runner;
 
-    public ServerFactory(Dictionary<string, string?>? settings = null, IModelRunnerFactory? runner = null)
+    internal ServerFactory(Dictionary<string, string?>? settings, IModelRunnerFactory? runner)
     {
         _settings = new() { ["Memory3:Model:DType"] = "float32", ["Memory3:Engine:MaxNumSeqs"] = "8", ["Memory3:Engine:MaxModelLen"] = "512" };
         if (settings is not null) foreach (var (k, v) in settings) _settings[k] = v;

@@ -177,6 +177,7 @@ public sealed class InferenceEngine : IInferenceEngine, IDisposable
                 continue;
             }
             Step(sched, decision);
+            Publish(sched);
         }
         sched.FailAll("the server is shutting down");
         DrainOnStop("the server is shutting down");

@@ -40,6 +40,7 @@ public static class OpenAiErrors
         EngineRequestException r => ApiException.BadRequest(r.Message, r.ParamName, r.Code),
         EngineOverloadedException o => new ApiException(429, o.Message, null, "rate_limit_error", "rate_limit_exceeded") { RetryAfterSeconds = o.RetryAfterSeconds },
         EngineNotReadyException n => new ApiException(503, n.Message, null, "service_unavailable", "model_not_ready") { RetryAfterSeconds = n.RetryAfterSeconds },
+        InvalidOperationException { InnerException: System.Text.DecoderFallbackException } => ApiException.BadRequest("the request body is not valid UTF-8"),
         ChatFormatException c => ApiException.BadRequest(c.Message, "messages", "chat_template_error"),
         _ => null,
     };

@@ -48,6 +48,10 @@ public static class OpenAiJson
         {
             throw TooLarge(maxBytes);
         }
+        catch (InvalidOperationException e) when (e.InnerException is System.Text.DecoderFallbackException)
+        {
+            throw ApiException.BadRequest("the request body is not valid UTF-8");
+        }
         catch (BodyTooLargeException)
         {
             throw TooLarge(maxBytes);
