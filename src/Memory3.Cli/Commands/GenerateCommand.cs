@@ -39,6 +39,9 @@ public sealed class GenerateCommand : Command<GenerateCommand.Settings>
         [CommandOption("--seed <S>")] public ulong? Seed { get; init; }
         [CommandOption("--stop <TEXT>"), Description("A stop string (repeatable)")] public string[] Stop { get; init; } = [];
         [CommandOption("--stats"), Description("Print timing to stderr at the end")] public bool Stats { get; init; }
+        [CommandOption("--bank <DIR>"), Description("Read explicit memory from this bank (the model must be Memory3ForCausalLM)")] public string? Bank { get; init; }
+        [CommandOption("--namespace <NS>"), Description("Namespaces to retrieve from (repeatable; default all)")] public string[] Namespaces { get; init; } = [];
+        [CommandOption("--redis <CONFIG>"), Description("Redis hot tier for the bank")] public string? Redis { get; init; }
 
         public override Spectre.Console.ValidationResult Validate()
         {
@@ -57,7 +60,11 @@ public sealed class GenerateCommand : Command<GenerateCommand.Settings>
             Temperature = s.Temperature, TopP = s.TopP, TopK = s.TopK, MinP = s.MinP, RepetitionPenalty = s.RepetitionPenalty,
             Seed = s.Seed, MaxTokens = s.MaxTokens, Stop = s.Stop,
         };
-        var gen = new Generator(model, tokenizer);
+        using var bank = s.Bank is null ? null : Memory3.Engine.Memory.MemoryBank.Open(s.Bank, model, tokenizer, new Memory3.Engine.Memory.MemoryBankOptions { Redis = s.Redis });
+        var gen = new Generator(model, tokenizer)
+        {
+            Memory = bank is null ? null : new MemoryReadOptions(bank, s.Namespaces.Length > 0 ? s.Namespaces : null),
+        };
         var prompt = gen.EncodePrompt(s.Prompt!);
         var sw = Stopwatch.StartNew();
         double firstMs = 0;
@@ -73,6 +80,17 @@ public sealed class GenerateCommand : Command<GenerateCommand.Settings>
             if (cancellationToken.IsCancellationRequested) break;
         }
         stdout.WriteLine();
+        if (bank is not null)
+        {
+            stdout.WriteLine();
+            stdout.WriteLine("References attached to each window:");
+            foreach (var w in gen.Windows)
+            {
+                stdout.WriteLine($"  {w.Phase} tokens {w.Start}..{w.End - 1}: {(w.Citations.Count == 0 ? "(none)" : "")}");
+                foreach (var c in w.Citations)
+                    stdout.WriteLine($"    [{c.Id[..12]}] ({c.Namespace}, score {c.Score:F3}) {(c.Text.Length > 90 ? c.Text[..90] + "…" : c.Text)}");
+            }
+        }
         if (s.Stats)
             Console.Error.WriteLine($"prompt {prompt.Length} tokens, generated {n}, first token {firstMs:F0} ms, decode {(n > 1 ? (n - 1) / ((sw.Elapsed.TotalMilliseconds - firstMs) / 1000) : 0):F1} tok/s, finish {finish?.ToString().ToLowerInvariant()}");
         return 0;
