@@ -38,11 +38,14 @@ public static unsafe partial class Bf16Gemv
     /// <summary>How calls are spread over threads (benchmarking knob).</summary>
     public static GemvScheduling Scheduling { get; set; } = GemvScheduling.WorkerPool;
 
-    /// <summary>Software prefetch of weight rows in the inner loop (benchmarking knob).</summary>
-    public static bool SoftwarePrefetch { get; set; }
+    /// <summary>
+    /// Software prefetch of the weight rows in the inner loop, for calls with one row of x (the purely memory-bound
+    /// case; with more rows the loop is compute-bound and prefetching measured no better). Default on.
+    /// </summary>
+    public static bool SoftwarePrefetch { get; set; } = true;
 
     /// <summary>Below this many weight bytes a call runs on the calling thread only.</summary>
-    public static long SingleThreadBelowBytes { get; set; } = 64 * 1024;
+    public static long SingleThreadBelowBytes { get; set; } = 256 * 1024;
 
     /// <summary>float32 x [rows, inFeatures] → float32 y [rows, outFeatures]; optional float32 bias [outFeatures].</summary>
     public static void Linear(ushort* W, int outFeatures, int inFeatures, float* x, int rows, float* y, float* bias = null)
@@ -78,7 +81,7 @@ public static unsafe partial class Bf16Gemv
         {
             W = W, Out = outFeatures, In = inFeatures, Rows = rows,
             X = xp, XStride = xStride, NChunks = nChunks, XTail = xTail, TailStart = tailStart, TailLen = tailLen,
-            Y = y, YBf16 = yBf16, Bias = bias, BiasBf16 = biasBf16, Prefetch = SoftwarePrefetch,
+            Y = y, YBf16 = yBf16, Bias = bias, BiasBf16 = biasBf16, Prefetch = SoftwarePrefetch && rows == 1,
         };
 
         int threads = MaxThreads > 0 ? MaxThreads : Environment.ProcessorCount;

@@ -29,7 +29,7 @@ internal struct C8 : IConst { public static int N => 8; }
 internal static unsafe class Bf16GemvMicroKernel
 {
     /// <summary>Software prefetch distance in bf16 elements, used when TP.N &gt; 0.</summary>
-    internal static readonly int PrefetchDistance = 1024;
+    internal static int PrefetchDistance = 1024;
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Dot<TR, TW, TP>(ushort* w, int inFeatures, int nChunks, float* xp, int xStride, float* sums)
@@ -55,57 +55,81 @@ internal static unsafe class Bf16GemvMicroKernel
             if (TW.N > 2) { var v2 = Vector512.Load((uint*)(w2 + k)); e2 = (v2 << 16).AsSingle(); o2 = (v2 & hiMask).AsSingle(); }
             if (TW.N > 3) { var v3 = Vector512.Load((uint*)(w3 + k)); e3 = (v3 << 16).AsSingle(); o3 = (v3 & hiMask).AsSingle(); }
             var xe0 = Vector512.Load(xp + 0); var xo0 = Vector512.Load(xp + 16);
-            a00 = Avx512F.FusedMultiplyAdd(o0, xo0, Avx512F.FusedMultiplyAdd(e0, xe0, a00));
-            if (TW.N > 1) a10 = Avx512F.FusedMultiplyAdd(o1, xo0, Avx512F.FusedMultiplyAdd(e1, xe0, a10));
-            if (TW.N > 2) a20 = Avx512F.FusedMultiplyAdd(o2, xo0, Avx512F.FusedMultiplyAdd(e2, xe0, a20));
-            if (TW.N > 3) a30 = Avx512F.FusedMultiplyAdd(o3, xo0, Avx512F.FusedMultiplyAdd(e3, xe0, a30));
+            a00 = Avx512F.FusedMultiplyAdd(e0, xe0, a00);
+            if (TW.N > 1) a10 = Avx512F.FusedMultiplyAdd(e1, xe0, a10);
+            if (TW.N > 2) a20 = Avx512F.FusedMultiplyAdd(e2, xe0, a20);
+            if (TW.N > 3) a30 = Avx512F.FusedMultiplyAdd(e3, xe0, a30);
+            a00 = Avx512F.FusedMultiplyAdd(o0, xo0, a00);
+            if (TW.N > 1) a10 = Avx512F.FusedMultiplyAdd(o1, xo0, a10);
+            if (TW.N > 2) a20 = Avx512F.FusedMultiplyAdd(o2, xo0, a20);
+            if (TW.N > 3) a30 = Avx512F.FusedMultiplyAdd(o3, xo0, a30);
             if (TR.N > 1)
             {
                 var xe1 = Vector512.Load(xp + 32); var xo1 = Vector512.Load(xp + 48);
-                a01 = Avx512F.FusedMultiplyAdd(o0, xo1, Avx512F.FusedMultiplyAdd(e0, xe1, a01));
-                if (TW.N > 1) a11 = Avx512F.FusedMultiplyAdd(o1, xo1, Avx512F.FusedMultiplyAdd(e1, xe1, a11));
-                if (TW.N > 2) a21 = Avx512F.FusedMultiplyAdd(o2, xo1, Avx512F.FusedMultiplyAdd(e2, xe1, a21));
-                if (TW.N > 3) a31 = Avx512F.FusedMultiplyAdd(o3, xo1, Avx512F.FusedMultiplyAdd(e3, xe1, a31));
+                a01 = Avx512F.FusedMultiplyAdd(e0, xe1, a01);
+                if (TW.N > 1) a11 = Avx512F.FusedMultiplyAdd(e1, xe1, a11);
+                if (TW.N > 2) a21 = Avx512F.FusedMultiplyAdd(e2, xe1, a21);
+                if (TW.N > 3) a31 = Avx512F.FusedMultiplyAdd(e3, xe1, a31);
+                a01 = Avx512F.FusedMultiplyAdd(o0, xo1, a01);
+                if (TW.N > 1) a11 = Avx512F.FusedMultiplyAdd(o1, xo1, a11);
+                if (TW.N > 2) a21 = Avx512F.FusedMultiplyAdd(o2, xo1, a21);
+                if (TW.N > 3) a31 = Avx512F.FusedMultiplyAdd(o3, xo1, a31);
             }
             if (TR.N > 2)
             {
                 var xe2 = Vector512.Load(xp + 64); var xo2 = Vector512.Load(xp + 80);
-                a02 = Avx512F.FusedMultiplyAdd(o0, xo2, Avx512F.FusedMultiplyAdd(e0, xe2, a02));
-                if (TW.N > 1) a12 = Avx512F.FusedMultiplyAdd(o1, xo2, Avx512F.FusedMultiplyAdd(e1, xe2, a12));
-                if (TW.N > 2) a22 = Avx512F.FusedMultiplyAdd(o2, xo2, Avx512F.FusedMultiplyAdd(e2, xe2, a22));
-                if (TW.N > 3) a32 = Avx512F.FusedMultiplyAdd(o3, xo2, Avx512F.FusedMultiplyAdd(e3, xe2, a32));
+                a02 = Avx512F.FusedMultiplyAdd(e0, xe2, a02);
+                if (TW.N > 1) a12 = Avx512F.FusedMultiplyAdd(e1, xe2, a12);
+                if (TW.N > 2) a22 = Avx512F.FusedMultiplyAdd(e2, xe2, a22);
+                if (TW.N > 3) a32 = Avx512F.FusedMultiplyAdd(e3, xe2, a32);
+                a02 = Avx512F.FusedMultiplyAdd(o0, xo2, a02);
+                if (TW.N > 1) a12 = Avx512F.FusedMultiplyAdd(o1, xo2, a12);
+                if (TW.N > 2) a22 = Avx512F.FusedMultiplyAdd(o2, xo2, a22);
+                if (TW.N > 3) a32 = Avx512F.FusedMultiplyAdd(o3, xo2, a32);
             }
             if (TR.N > 3)
             {
                 var xe3 = Vector512.Load(xp + 96); var xo3 = Vector512.Load(xp + 112);
-                a03 = Avx512F.FusedMultiplyAdd(o0, xo3, Avx512F.FusedMultiplyAdd(e0, xe3, a03));
-                if (TW.N > 1) a13 = Avx512F.FusedMultiplyAdd(o1, xo3, Avx512F.FusedMultiplyAdd(e1, xe3, a13));
-                if (TW.N > 2) a23 = Avx512F.FusedMultiplyAdd(o2, xo3, Avx512F.FusedMultiplyAdd(e2, xe3, a23));
-                if (TW.N > 3) a33 = Avx512F.FusedMultiplyAdd(o3, xo3, Avx512F.FusedMultiplyAdd(e3, xe3, a33));
+                a03 = Avx512F.FusedMultiplyAdd(e0, xe3, a03);
+                if (TW.N > 1) a13 = Avx512F.FusedMultiplyAdd(e1, xe3, a13);
+                if (TW.N > 2) a23 = Avx512F.FusedMultiplyAdd(e2, xe3, a23);
+                if (TW.N > 3) a33 = Avx512F.FusedMultiplyAdd(e3, xe3, a33);
+                a03 = Avx512F.FusedMultiplyAdd(o0, xo3, a03);
+                if (TW.N > 1) a13 = Avx512F.FusedMultiplyAdd(o1, xo3, a13);
+                if (TW.N > 2) a23 = Avx512F.FusedMultiplyAdd(o2, xo3, a23);
+                if (TW.N > 3) a33 = Avx512F.FusedMultiplyAdd(o3, xo3, a33);
             }
             if (TR.N > 4)
             {
                 var xe4 = Vector512.Load(xp + 128); var xo4 = Vector512.Load(xp + 144);
-                a04 = Avx512F.FusedMultiplyAdd(o0, xo4, Avx512F.FusedMultiplyAdd(e0, xe4, a04));
-                if (TW.N > 1) a14 = Avx512F.FusedMultiplyAdd(o1, xo4, Avx512F.FusedMultiplyAdd(e1, xe4, a14));
+                a04 = Avx512F.FusedMultiplyAdd(e0, xe4, a04);
+                if (TW.N > 1) a14 = Avx512F.FusedMultiplyAdd(e1, xe4, a14);
+                a04 = Avx512F.FusedMultiplyAdd(o0, xo4, a04);
+                if (TW.N > 1) a14 = Avx512F.FusedMultiplyAdd(o1, xo4, a14);
             }
             if (TR.N > 5)
             {
                 var xe5 = Vector512.Load(xp + 160); var xo5 = Vector512.Load(xp + 176);
-                a05 = Avx512F.FusedMultiplyAdd(o0, xo5, Avx512F.FusedMultiplyAdd(e0, xe5, a05));
-                if (TW.N > 1) a15 = Avx512F.FusedMultiplyAdd(o1, xo5, Avx512F.FusedMultiplyAdd(e1, xe5, a15));
+                a05 = Avx512F.FusedMultiplyAdd(e0, xe5, a05);
+                if (TW.N > 1) a15 = Avx512F.FusedMultiplyAdd(e1, xe5, a15);
+                a05 = Avx512F.FusedMultiplyAdd(o0, xo5, a05);
+                if (TW.N > 1) a15 = Avx512F.FusedMultiplyAdd(o1, xo5, a15);
             }
             if (TR.N > 6)
             {
                 var xe6 = Vector512.Load(xp + 192); var xo6 = Vector512.Load(xp + 208);
-                a06 = Avx512F.FusedMultiplyAdd(o0, xo6, Avx512F.FusedMultiplyAdd(e0, xe6, a06));
-                if (TW.N > 1) a16 = Avx512F.FusedMultiplyAdd(o1, xo6, Avx512F.FusedMultiplyAdd(e1, xe6, a16));
+                a06 = Avx512F.FusedMultiplyAdd(e0, xe6, a06);
+                if (TW.N > 1) a16 = Avx512F.FusedMultiplyAdd(e1, xe6, a16);
+                a06 = Avx512F.FusedMultiplyAdd(o0, xo6, a06);
+                if (TW.N > 1) a16 = Avx512F.FusedMultiplyAdd(o1, xo6, a16);
             }
             if (TR.N > 7)
             {
                 var xe7 = Vector512.Load(xp + 224); var xo7 = Vector512.Load(xp + 240);
-                a07 = Avx512F.FusedMultiplyAdd(o0, xo7, Avx512F.FusedMultiplyAdd(e0, xe7, a07));
-                if (TW.N > 1) a17 = Avx512F.FusedMultiplyAdd(o1, xo7, Avx512F.FusedMultiplyAdd(e1, xe7, a17));
+                a07 = Avx512F.FusedMultiplyAdd(e0, xe7, a07);
+                if (TW.N > 1) a17 = Avx512F.FusedMultiplyAdd(e1, xe7, a17);
+                a07 = Avx512F.FusedMultiplyAdd(o0, xo7, a07);
+                if (TW.N > 1) a17 = Avx512F.FusedMultiplyAdd(o1, xo7, a17);
             }
         }
         sums[0] = Vector512.Sum(a00);
@@ -132,5 +156,6 @@ internal static unsafe class Bf16GemvMicroKernel
         if (TR.N > 6 && TW.N > 1) sums[14] = Vector512.Sum(a16);
         if (TR.N > 7) sums[7] = Vector512.Sum(a07);
         if (TR.N > 7 && TW.N > 1) sums[15] = Vector512.Sum(a17);
+
     }
 }
