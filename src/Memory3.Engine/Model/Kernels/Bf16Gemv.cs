@@ -44,6 +44,9 @@ public static unsafe partial class Bf16Gemv
     /// </summary>
     public static bool SoftwarePrefetch { get; set; } = true;
 
+    /// <summary>With <see cref="SoftwarePrefetch"/>: prefetch to L2 (prefetcht1) instead of L1 (prefetcht0).</summary>
+    internal static bool PrefetchToL2 { get; set; }
+
     /// <summary>Below this many weight bytes a call runs on the calling thread only.</summary>
     public static long SingleThreadBelowBytes { get; set; } = 256 * 1024;
 
@@ -134,8 +137,9 @@ public static unsafe partial class Bf16Gemv
             int start = Interlocked.Add(ref job->Next, job->BlockRows) - job->BlockRows;
             if (start >= job->Out) return;
             int end = Math.Min(start + job->BlockRows, job->Out);
-            if (job->Prefetch) ProcessRange<C1>(job, start, end, sums);
-            else ProcessRange<C0>(job, start, end, sums);
+            if (!job->Prefetch) ProcessRange<C0>(job, start, end, sums);
+            else if (PrefetchToL2) ProcessRange<C2>(job, start, end, sums);
+            else ProcessRange<C1>(job, start, end, sums);
         }
     }
 

@@ -60,8 +60,8 @@ public static class KernelBench
         }
         output.WriteLine(string.Create(inv, $"0.6B Llama linear layers: {shapes.Count} weights, {weightBytes / 1e9:F3} GB bf16"));
         output.WriteLine();
-        output.WriteLine("| rows | implementation | ms per set | GB/s | tok/s | % of bandwidth |");
-        output.WriteLine("|---:|---|---:|---:|---:|---:|");
+        output.WriteLine("| rows | implementation | ms per set (median) | GB/s | tok/s | % of bandwidth | best ms | best GB/s |");
+        output.WriteLine("|---:|---|---:|---:|---:|---:|---:|---:|");
 
         foreach (int rows in new[] { 1, 2, 4, 8 })
         {
@@ -70,12 +70,12 @@ public static class KernelBench
             var ys = new Dictionary<int, Tensor>();
             foreach (var s in shapes) if (!ys.ContainsKey(s.Out)) ys[s.Out] = torch.empty(rows, s.Out, dtype: ScalarType.BFloat16);
 
-            double ours = MedianMs(() =>
+            var ours = MedianMs(() =>
             {
                 for (int i = 0; i < shapes.Count; i++)
                     Bf16Gemv.Linear(shapes[i].In == Hidden ? x1536 : x4096, weights[i], null, ys[shapes[i].Out]);
             });
-            double torchMs = MedianMs(() =>
+            var torchMs = MedianMs(() =>
             {
                 using var inner = torch.NewDisposeScope();
                 for (int i = 0; i < shapes.Count; i++)
@@ -87,8 +87,8 @@ public static class KernelBench
 
         output.WriteLine();
         output.WriteLine("Variants at rows = 1 (Bf16Gemv, bf16 in/out):");
-        output.WriteLine("| variant | ms per set | GB/s | % of bandwidth |");
-        output.WriteLine("|---|---:|---:|---:|");
+        output.WriteLine("| variant | ms per set (median) | GB/s | % of bandwidth | best ms |");
+        output.WriteLine("|---|---:|---:|---:|---:|");
         {
             var x1536 = torch.randn(1, Hidden, dtype: ScalarType.BFloat16);
             var x4096 = torch.randn(1, Ffn, dtype: ScalarType.BFloat16);
@@ -104,18 +104,18 @@ public static class KernelBench
             {
                 foreach (var (name, sched, pf, threads) in new (string, GemvScheduling, bool, int)[]
                 {
+                    ("worker pool, software prefetch (default)", GemvScheduling.WorkerPool, true, 0),
                     ("worker pool, no prefetch", GemvScheduling.WorkerPool, false, 0),
-                    ("worker pool, software prefetch", GemvScheduling.WorkerPool, true, 0),
-                    ("Parallel.For", GemvScheduling.ParallelFor, false, 0),
-                    ("1 thread", GemvScheduling.SingleThread, false, 1),
+                    ("Parallel.For, software prefetch", GemvScheduling.ParallelFor, true, 0),
+                    ("1 thread, software prefetch", GemvScheduling.SingleThread, true, 1),
                 })
                 {
                     Bf16Gemv.Scheduling = sched;
                     Bf16Gemv.SoftwarePrefetch = pf;
                     Bf16Gemv.MaxThreads = threads;
-                    double ms = MedianMs(Set);
+                    var (ms, best) = MedianMs(Set);
                     double gbs = weightBytes / (ms / 1e3) / 1e9;
-                    output.WriteLine(string.Create(inv, $"| {name} | {ms:F1} | {gbs:F1} | {100 * gbs / (threads == 1 ? bw1 : bwN):F0}%{(threads == 1 ? " (of 1-thread)" : "")} |"));
+                    output.WriteLine(string.Create(inv, $"| {name} | {ms:F1} | {gbs:F1} | {100 * gbs / (threads == 1 ? bw1 : bwN):F0}%{(threads == 1 ? " (of 1-thread)" : "")} | {best:F1} |"));
                 }
             }
             finally
@@ -125,14 +125,15 @@ public static class KernelBench
         }
     }
 
-    private static void WriteRow(TextWriter output, int rows, string name, double ms, long weightBytes, double bw)
+    private static void WriteRow(TextWriter output, int rows, string name, (double Median, double Best) ms, long weightBytes, double bw)
     {
-        double gbs = weightBytes / (ms / 1e3) / 1e9;
+        double gbs = weightBytes / (ms.Median / 1e3) / 1e9;
         output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"| {rows} | {name} | {ms:F1} | {gbs:F1} | {rows * 1000 / ms:F1} | {100 * gbs / bw:F0}% |"));
+            $"| {rows} | {name} | {ms.Median:F1} | {gbs:F1} | {rows * 1000 / ms.Median:F1} | {100 * gbs / bw:F0}% | {ms.Best:F1} | {weightBytes / (ms.Best / 1e3) / 1e9:F1} |"));
     }
 
-    private static double MedianMs(Action set, int runs = 7)
+    /// <summary>Median and best time of <paramref name="runs"/> runs after two warm-up runs, in ms.</summary>
+    private static (double Median, double Best) MedianMs(Action set, int runs = 7)
     {
         set();
         set();
@@ -143,6 +144,6 @@ public static class KernelBench
             set();
             t[i] = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
         }
-        return HardwareProbe.Median(t);
+        return (HardwareProbe.Median(t), t.Min());
     }
 }
