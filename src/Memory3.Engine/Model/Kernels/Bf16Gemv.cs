@@ -44,6 +44,12 @@ public static unsafe partial class Bf16Gemv
     /// </summary>
     public static bool SoftwarePrefetch { get; set; } = true;
 
+    /// <summary>Blocks of output features handed out per participating thread (load balance vs hand-out cost).</summary>
+    internal static int BlocksPerThread { get; set; } = 8;
+
+    /// <summary>Weight rows per inner loop for a single row of x: 1, 2 or 4 (benchmarking knob).</summary>
+    internal static int Rows1WeightRows { get; set; } = 4;
+
     /// <summary>With <see cref="SoftwarePrefetch"/>: prefetch to L2 (prefetcht1) instead of L1 (prefetcht0).</summary>
     internal static bool PrefetchToL2 { get; set; }
 
@@ -90,10 +96,12 @@ public static unsafe partial class Bf16Gemv
         int threads = MaxThreads > 0 ? MaxThreads : Environment.ProcessorCount;
         long weightBytes = (long)outFeatures * inFeatures * 2;
         if (Scheduling == GemvScheduling.SingleThread || weightBytes < SingleThreadBelowBytes || outFeatures < 16) threads = 1;
-        // Dynamic hand-out: about 8 blocks per thread, whole multiples of 4 weight rows.
-        int target = threads * 8;
+        // Dynamic hand-out: about BlocksPerThread blocks per thread, whole multiples of 4 weight rows.
+        int target = threads * BlocksPerThread;
         int block = (outFeatures + target - 1) / target;
         block = Math.Clamp((block + 3) & ~3, 8, 512);
+        // More than 8 rows go over a block once per 8-row group: keep the block small enough to stay in L2.
+        if (rows > 8) block = Math.Min(block, Math.Max(4, (int)(256 * 1024 / (2L * inFeatures)) & ~3));
         job.BlockRows = block;
 
         if (threads == 1)
@@ -149,7 +157,7 @@ public static unsafe partial class Bf16Gemv
         for (int r0 = 0; r0 < rows; r0 += 8)
         {
             int g = Math.Min(8, rows - r0);
-            int tw = g <= 4 ? 4 : 2;
+            int tw = g == 1 ? Rows1WeightRows : g <= 4 ? 4 : 2;
             float* xp = job->X + r0 * 32;
             int n = n0;
             for (; n + tw <= n1; n += tw)
@@ -184,6 +192,7 @@ public static unsafe partial class Bf16Gemv
         {
             switch (g)
             {
+                case 1: Bf16GemvMicroKernel.Dot<C1, C2, TP>(w, inF, nChunks, xp, xStride, sums); return;
                 case 5: Bf16GemvMicroKernel.Dot<C5, C2, TP>(w, inF, nChunks, xp, xStride, sums); return;
                 case 6: Bf16GemvMicroKernel.Dot<C6, C2, TP>(w, inF, nChunks, xp, xStride, sums); return;
                 case 7: Bf16GemvMicroKernel.Dot<C7, C2, TP>(w, inF, nChunks, xp, xStride, sums); return;
