@@ -70,23 +70,24 @@ public static class KernelBench
             var ys = new Dictionary<int, Tensor>();
             foreach (var s in shapes) if (!ys.ContainsKey(s.Out)) ys[s.Out] = torch.empty(rows, s.Out, dtype: ScalarType.BFloat16);
 
-            var ours = MedianMs(() =>
-            {
-                for (int i = 0; i < shapes.Count; i++)
-                    Bf16Gemv.Linear(shapes[i].In == Hidden ? x1536 : x4096, weights[i], null, ys[shapes[i].Out]);
-            });
-            var torchMs = MedianMs(() =>
-            {
-                using var inner = torch.NewDisposeScope();
-                for (int i = 0; i < shapes.Count; i++)
-                    torch.nn.functional.linear(shapes[i].In == Hidden ? x1536 : x4096, weights[i]).Dispose();
-            });
+            var (ours, torchMs) = MedianMsInterleaved(
+                () =>
+                {
+                    for (int i = 0; i < shapes.Count; i++)
+                        Bf16Gemv.Linear(shapes[i].In == Hidden ? x1536 : x4096, weights[i], null, ys[shapes[i].Out]);
+                },
+                () =>
+                {
+                    using var inner = torch.NewDisposeScope();
+                    for (int i = 0; i < shapes.Count; i++)
+                        torch.nn.functional.linear(shapes[i].In == Hidden ? x1536 : x4096, weights[i]).Dispose();
+                });
             WriteRow(output, rows, "Bf16Gemv (bf16 in/out)", ours, weightBytes, bwN);
             WriteRow(output, rows, "libtorch bf16 linear", torchMs, weightBytes, bwN);
         }
 
         output.WriteLine();
-        output.WriteLine("Variants at rows = 1 (Bf16Gemv, bf16 in/out):");
+        output.WriteLine("Variants at rows = 1 (Bf16Gemv, bf16 in/out, each measured after the other):");
         output.WriteLine("| variant | ms per set (median) | GB/s | % of bandwidth | best ms |");
         output.WriteLine("|---|---:|---:|---:|---:|");
         {
@@ -130,6 +131,27 @@ public static class KernelBench
         double gbs = weightBytes / (ms.Median / 1e3) / 1e9;
         output.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"| {rows} | {name} | {ms.Median:F1} | {gbs:F1} | {rows * 1000 / ms.Median:F1} | {100 * gbs / bw:F0}% | {ms.Best:F1} | {weightBytes / (ms.Best / 1e3) / 1e9:F1} |"));
+    }
+
+    /// <summary>
+    /// Median and best times of two competitors, run alternately (a, b, a, b, ...) so that load from other processes
+    /// on a shared machine falls on both alike.
+    /// </summary>
+    private static ((double Median, double Best) A, (double Median, double Best) B) MedianMsInterleaved(Action a, Action b, int runs = 7)
+    {
+        a(); b(); a(); b();
+        var ta = new double[runs];
+        var tb = new double[runs];
+        for (int i = 0; i < runs; i++)
+        {
+            long t0 = Stopwatch.GetTimestamp();
+            a();
+            ta[i] = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+            t0 = Stopwatch.GetTimestamp();
+            b();
+            tb[i] = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+        }
+        return ((HardwareProbe.Median(ta), ta.Min()), (HardwareProbe.Median(tb), tb.Min()));
     }
 
     /// <summary>Median and best time of <paramref name="runs"/> runs after two warm-up runs, in ms.</summary>
