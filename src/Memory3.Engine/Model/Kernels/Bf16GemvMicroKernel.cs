@@ -24,12 +24,12 @@ internal struct C8 : IConst { public static int N => 8; }
 /// (<c>xp[c * xStride + r * 32 + 0..15]</c> = x[r, 32c + 0, 2, .., 30], <c>+ 16..31</c> = x[r, 32c + 1, 3, .., 31]).
 /// Each weight vector is loaded once and used for all TR rows; each x vector is loaded once per TW weight rows.
 /// Accumulators a{w}{r}: TW = 4 with TR &lt;= 4, TW &lt;= 2 with TR &lt;= 8 (at most 16 live accumulators).
-/// Writes the horizontal sums to <c>sums[w * 8 + r]</c>.
+/// Writes the horizontal sums to <c>sums[w * 8 + r]</c> (in fours: rows TR..3 and TR..7 get zeros).
 /// </summary>
 internal static unsafe class Bf16GemvMicroKernel
 {
-    /// <summary>Software prefetch distance in bf16 elements, used when TP.N &gt; 0.</summary>
-    internal static readonly int PrefetchDistance = 1024;
+    /// <summary>Software prefetch distance in bf16 elements: TP.N = 1 prefetches to L1, 2 to L2, 0 not at all.</summary>
+    internal static int PrefetchDistance = 4096;
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Dot<TR, TW, TP>(ushort* w, int inFeatures, int nChunks, float* xp, int xStride, float* sums)
@@ -41,12 +41,19 @@ internal static unsafe class Bf16GemvMicroKernel
         for (int c = 0; c < nChunks; c++, xp += xStride)
         {
             int k = c * 32;
-            if (TP.N > 0)
+            if (TP.N == 1)
             {
                 Sse.Prefetch0(w0 + k + PrefetchDistance);
                 if (TW.N > 1) Sse.Prefetch0(w1 + k + PrefetchDistance);
                 if (TW.N > 2) Sse.Prefetch0(w2 + k + PrefetchDistance);
                 if (TW.N > 3) Sse.Prefetch0(w3 + k + PrefetchDistance);
+            }
+            else if (TP.N == 2)
+            {
+                Sse.Prefetch1(w0 + k + PrefetchDistance);
+                if (TW.N > 1) Sse.Prefetch1(w1 + k + PrefetchDistance);
+                if (TW.N > 2) Sse.Prefetch1(w2 + k + PrefetchDistance);
+                if (TW.N > 3) Sse.Prefetch1(w3 + k + PrefetchDistance);
             }
             var v0 = Vector512.Load((uint*)(w0 + k));
             var e0 = (v0 << 16).AsSingle(); var o0 = (v0 & hiMask).AsSingle();
@@ -55,82 +62,100 @@ internal static unsafe class Bf16GemvMicroKernel
             if (TW.N > 2) { var v2 = Vector512.Load((uint*)(w2 + k)); e2 = (v2 << 16).AsSingle(); o2 = (v2 & hiMask).AsSingle(); }
             if (TW.N > 3) { var v3 = Vector512.Load((uint*)(w3 + k)); e3 = (v3 << 16).AsSingle(); o3 = (v3 & hiMask).AsSingle(); }
             var xe0 = Vector512.Load(xp + 0); var xo0 = Vector512.Load(xp + 16);
-            a00 = Avx512F.FusedMultiplyAdd(o0, xo0, Avx512F.FusedMultiplyAdd(e0, xe0, a00));
-            if (TW.N > 1) a10 = Avx512F.FusedMultiplyAdd(o1, xo0, Avx512F.FusedMultiplyAdd(e1, xe0, a10));
-            if (TW.N > 2) a20 = Avx512F.FusedMultiplyAdd(o2, xo0, Avx512F.FusedMultiplyAdd(e2, xe0, a20));
-            if (TW.N > 3) a30 = Avx512F.FusedMultiplyAdd(o3, xo0, Avx512F.FusedMultiplyAdd(e3, xe0, a30));
+            a00 = Avx512F.FusedMultiplyAdd(e0, xe0, a00);
+            if (TW.N > 1) a10 = Avx512F.FusedMultiplyAdd(e1, xe0, a10);
+            if (TW.N > 2) a20 = Avx512F.FusedMultiplyAdd(e2, xe0, a20);
+            if (TW.N > 3) a30 = Avx512F.FusedMultiplyAdd(e3, xe0, a30);
+            a00 = Avx512F.FusedMultiplyAdd(o0, xo0, a00);
+            if (TW.N > 1) a10 = Avx512F.FusedMultiplyAdd(o1, xo0, a10);
+            if (TW.N > 2) a20 = Avx512F.FusedMultiplyAdd(o2, xo0, a20);
+            if (TW.N > 3) a30 = Avx512F.FusedMultiplyAdd(o3, xo0, a30);
             if (TR.N > 1)
             {
                 var xe1 = Vector512.Load(xp + 32); var xo1 = Vector512.Load(xp + 48);
-                a01 = Avx512F.FusedMultiplyAdd(o0, xo1, Avx512F.FusedMultiplyAdd(e0, xe1, a01));
-                if (TW.N > 1) a11 = Avx512F.FusedMultiplyAdd(o1, xo1, Avx512F.FusedMultiplyAdd(e1, xe1, a11));
-                if (TW.N > 2) a21 = Avx512F.FusedMultiplyAdd(o2, xo1, Avx512F.FusedMultiplyAdd(e2, xe1, a21));
-                if (TW.N > 3) a31 = Avx512F.FusedMultiplyAdd(o3, xo1, Avx512F.FusedMultiplyAdd(e3, xe1, a31));
+                a01 = Avx512F.FusedMultiplyAdd(e0, xe1, a01);
+                if (TW.N > 1) a11 = Avx512F.FusedMultiplyAdd(e1, xe1, a11);
+                if (TW.N > 2) a21 = Avx512F.FusedMultiplyAdd(e2, xe1, a21);
+                if (TW.N > 3) a31 = Avx512F.FusedMultiplyAdd(e3, xe1, a31);
+                a01 = Avx512F.FusedMultiplyAdd(o0, xo1, a01);
+                if (TW.N > 1) a11 = Avx512F.FusedMultiplyAdd(o1, xo1, a11);
+                if (TW.N > 2) a21 = Avx512F.FusedMultiplyAdd(o2, xo1, a21);
+                if (TW.N > 3) a31 = Avx512F.FusedMultiplyAdd(o3, xo1, a31);
             }
             if (TR.N > 2)
             {
                 var xe2 = Vector512.Load(xp + 64); var xo2 = Vector512.Load(xp + 80);
-                a02 = Avx512F.FusedMultiplyAdd(o0, xo2, Avx512F.FusedMultiplyAdd(e0, xe2, a02));
-                if (TW.N > 1) a12 = Avx512F.FusedMultiplyAdd(o1, xo2, Avx512F.FusedMultiplyAdd(e1, xe2, a12));
-                if (TW.N > 2) a22 = Avx512F.FusedMultiplyAdd(o2, xo2, Avx512F.FusedMultiplyAdd(e2, xe2, a22));
-                if (TW.N > 3) a32 = Avx512F.FusedMultiplyAdd(o3, xo2, Avx512F.FusedMultiplyAdd(e3, xe2, a32));
+                a02 = Avx512F.FusedMultiplyAdd(e0, xe2, a02);
+                if (TW.N > 1) a12 = Avx512F.FusedMultiplyAdd(e1, xe2, a12);
+                if (TW.N > 2) a22 = Avx512F.FusedMultiplyAdd(e2, xe2, a22);
+                if (TW.N > 3) a32 = Avx512F.FusedMultiplyAdd(e3, xe2, a32);
+                a02 = Avx512F.FusedMultiplyAdd(o0, xo2, a02);
+                if (TW.N > 1) a12 = Avx512F.FusedMultiplyAdd(o1, xo2, a12);
+                if (TW.N > 2) a22 = Avx512F.FusedMultiplyAdd(o2, xo2, a22);
+                if (TW.N > 3) a32 = Avx512F.FusedMultiplyAdd(o3, xo2, a32);
             }
             if (TR.N > 3)
             {
                 var xe3 = Vector512.Load(xp + 96); var xo3 = Vector512.Load(xp + 112);
-                a03 = Avx512F.FusedMultiplyAdd(o0, xo3, Avx512F.FusedMultiplyAdd(e0, xe3, a03));
-                if (TW.N > 1) a13 = Avx512F.FusedMultiplyAdd(o1, xo3, Avx512F.FusedMultiplyAdd(e1, xe3, a13));
-                if (TW.N > 2) a23 = Avx512F.FusedMultiplyAdd(o2, xo3, Avx512F.FusedMultiplyAdd(e2, xe3, a23));
-                if (TW.N > 3) a33 = Avx512F.FusedMultiplyAdd(o3, xo3, Avx512F.FusedMultiplyAdd(e3, xe3, a33));
+                a03 = Avx512F.FusedMultiplyAdd(e0, xe3, a03);
+                if (TW.N > 1) a13 = Avx512F.FusedMultiplyAdd(e1, xe3, a13);
+                if (TW.N > 2) a23 = Avx512F.FusedMultiplyAdd(e2, xe3, a23);
+                if (TW.N > 3) a33 = Avx512F.FusedMultiplyAdd(e3, xe3, a33);
+                a03 = Avx512F.FusedMultiplyAdd(o0, xo3, a03);
+                if (TW.N > 1) a13 = Avx512F.FusedMultiplyAdd(o1, xo3, a13);
+                if (TW.N > 2) a23 = Avx512F.FusedMultiplyAdd(o2, xo3, a23);
+                if (TW.N > 3) a33 = Avx512F.FusedMultiplyAdd(o3, xo3, a33);
             }
             if (TR.N > 4)
             {
                 var xe4 = Vector512.Load(xp + 128); var xo4 = Vector512.Load(xp + 144);
-                a04 = Avx512F.FusedMultiplyAdd(o0, xo4, Avx512F.FusedMultiplyAdd(e0, xe4, a04));
-                if (TW.N > 1) a14 = Avx512F.FusedMultiplyAdd(o1, xo4, Avx512F.FusedMultiplyAdd(e1, xe4, a14));
+                a04 = Avx512F.FusedMultiplyAdd(e0, xe4, a04);
+                if (TW.N > 1) a14 = Avx512F.FusedMultiplyAdd(e1, xe4, a14);
+                a04 = Avx512F.FusedMultiplyAdd(o0, xo4, a04);
+                if (TW.N > 1) a14 = Avx512F.FusedMultiplyAdd(o1, xo4, a14);
             }
             if (TR.N > 5)
             {
                 var xe5 = Vector512.Load(xp + 160); var xo5 = Vector512.Load(xp + 176);
-                a05 = Avx512F.FusedMultiplyAdd(o0, xo5, Avx512F.FusedMultiplyAdd(e0, xe5, a05));
-                if (TW.N > 1) a15 = Avx512F.FusedMultiplyAdd(o1, xo5, Avx512F.FusedMultiplyAdd(e1, xe5, a15));
+                a05 = Avx512F.FusedMultiplyAdd(e0, xe5, a05);
+                if (TW.N > 1) a15 = Avx512F.FusedMultiplyAdd(e1, xe5, a15);
+                a05 = Avx512F.FusedMultiplyAdd(o0, xo5, a05);
+                if (TW.N > 1) a15 = Avx512F.FusedMultiplyAdd(o1, xo5, a15);
             }
             if (TR.N > 6)
             {
                 var xe6 = Vector512.Load(xp + 192); var xo6 = Vector512.Load(xp + 208);
-                a06 = Avx512F.FusedMultiplyAdd(o0, xo6, Avx512F.FusedMultiplyAdd(e0, xe6, a06));
-                if (TW.N > 1) a16 = Avx512F.FusedMultiplyAdd(o1, xo6, Avx512F.FusedMultiplyAdd(e1, xe6, a16));
+                a06 = Avx512F.FusedMultiplyAdd(e0, xe6, a06);
+                if (TW.N > 1) a16 = Avx512F.FusedMultiplyAdd(e1, xe6, a16);
+                a06 = Avx512F.FusedMultiplyAdd(o0, xo6, a06);
+                if (TW.N > 1) a16 = Avx512F.FusedMultiplyAdd(o1, xo6, a16);
             }
             if (TR.N > 7)
             {
                 var xe7 = Vector512.Load(xp + 224); var xo7 = Vector512.Load(xp + 240);
-                a07 = Avx512F.FusedMultiplyAdd(o0, xo7, Avx512F.FusedMultiplyAdd(e0, xe7, a07));
-                if (TW.N > 1) a17 = Avx512F.FusedMultiplyAdd(o1, xo7, Avx512F.FusedMultiplyAdd(e1, xe7, a17));
+                a07 = Avx512F.FusedMultiplyAdd(e0, xe7, a07);
+                if (TW.N > 1) a17 = Avx512F.FusedMultiplyAdd(e1, xe7, a17);
+                a07 = Avx512F.FusedMultiplyAdd(o0, xo7, a07);
+                if (TW.N > 1) a17 = Avx512F.FusedMultiplyAdd(o1, xo7, a17);
             }
         }
-        sums[0] = Vector512.Sum(a00);
-        if (TW.N > 1) sums[8] = Vector512.Sum(a10);
-        if (TW.N > 2) sums[16] = Vector512.Sum(a20);
-        if (TW.N > 3) sums[24] = Vector512.Sum(a30);
-        if (TR.N > 1) sums[1] = Vector512.Sum(a01);
-        if (TR.N > 1 && TW.N > 1) sums[9] = Vector512.Sum(a11);
-        if (TR.N > 1 && TW.N > 2) sums[17] = Vector512.Sum(a21);
-        if (TR.N > 1 && TW.N > 3) sums[25] = Vector512.Sum(a31);
-        if (TR.N > 2) sums[2] = Vector512.Sum(a02);
-        if (TR.N > 2 && TW.N > 1) sums[10] = Vector512.Sum(a12);
-        if (TR.N > 2 && TW.N > 2) sums[18] = Vector512.Sum(a22);
-        if (TR.N > 2 && TW.N > 3) sums[26] = Vector512.Sum(a32);
-        if (TR.N > 3) sums[3] = Vector512.Sum(a03);
-        if (TR.N > 3 && TW.N > 1) sums[11] = Vector512.Sum(a13);
-        if (TR.N > 3 && TW.N > 2) sums[19] = Vector512.Sum(a23);
-        if (TR.N > 3 && TW.N > 3) sums[27] = Vector512.Sum(a33);
-        if (TR.N > 4) sums[4] = Vector512.Sum(a04);
-        if (TR.N > 4 && TW.N > 1) sums[12] = Vector512.Sum(a14);
-        if (TR.N > 5) sums[5] = Vector512.Sum(a05);
-        if (TR.N > 5 && TW.N > 1) sums[13] = Vector512.Sum(a15);
-        if (TR.N > 6) sums[6] = Vector512.Sum(a06);
-        if (TR.N > 6 && TW.N > 1) sums[14] = Vector512.Sum(a16);
-        if (TR.N > 7) sums[7] = Vector512.Sum(a07);
-        if (TR.N > 7 && TW.N > 1) sums[15] = Vector512.Sum(a17);
+        Reduce4(a00, a01, a02, a03).Store(sums + 0);
+        if (TR.N > 4) Reduce4(a04, a05, a06, a07).Store(sums + 4);
+        if (TW.N > 1) Reduce4(a10, a11, a12, a13).Store(sums + 8);
+        if (TW.N > 1 && TR.N > 4) Reduce4(a14, a15, a16, a17).Store(sums + 12);
+        if (TW.N > 2) Reduce4(a20, a21, a22, a23).Store(sums + 16);
+        if (TW.N > 3) Reduce4(a30, a31, a32, a33).Store(sums + 24);
+    }
+
+    /// <summary>The horizontal sums of four vectors: (sum a, sum b, sum c, sum d).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<float> Reduce4(Vector512<float> a, Vector512<float> b, Vector512<float> c, Vector512<float> d)
+    {
+        var a8 = a.GetLower() + a.GetUpper();
+        var b8 = b.GetLower() + b.GetUpper();
+        var c8 = c.GetLower() + c.GetUpper();
+        var d8 = d.GetLower() + d.GetUpper();
+        var h = Avx.HorizontalAdd(Avx.HorizontalAdd(a8, b8), Avx.HorizontalAdd(c8, d8));
+        return h.GetLower() + h.GetUpper();
     }
 }

@@ -18,17 +18,35 @@ public static unsafe class HardwareProbe
     {
         if (threads <= 0) threads = Environment.ProcessorCount;
         if (repeats <= 0) throw new ArgumentOutOfRangeException(nameof(repeats));
-        long perThread = Math.Max(4096, bytes / threads) & ~4095L;
-        long total = perThread * threads;
-        byte* buf = (byte*)NativeMemory.AlignedAlloc((nuint)total, 4096);
-        try
-        {
-            // Touch every page, in parallel, so first-touch page faults are not measured.
-            Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads },
-                t => new Span<byte>(buf + t * perThread, checked((int)Math.Min(perThread, int.MaxValue))).Fill(1));
-            for (long off = int.MaxValue; off < total; off += 4096) buf[off] = 1;
+        using var buffer = new ReadBuffer(bytes);
+        buffer.MeasureOnce(threads);                    // warm-up pass
+        var gbs = new double[repeats];
+        for (int rep = 0; rep < repeats; rep++) gbs[rep] = buffer.MeasureOnce(threads);
+        return Median(gbs);
+    }
 
-            var times = new double[repeats];
+    /// <summary>A page-touched, 4 KB aligned buffer for repeated read-bandwidth passes (e.g. between benchmark runs).</summary>
+    internal sealed class ReadBuffer : IDisposable
+    {
+        private byte* _buf;
+        private readonly long _bytes;
+
+        public ReadBuffer(long bytes)
+        {
+            _bytes = Math.Max(1L << 16, bytes) & ~4095L;
+            _buf = (byte*)NativeMemory.AlignedAlloc((nuint)_bytes, 4096);
+            // Touch every page so first-touch page faults are not measured.
+            for (long off = 0; off < _bytes; off += int.MaxValue / 2 + 1)
+                new Span<byte>(_buf + off, (int)Math.Min(_bytes - off, int.MaxValue / 2 + 1)).Fill(1);
+        }
+
+        /// <summary>One pass over the whole buffer by <paramref name="threads"/> threads on disjoint slices; GB/s.</summary>
+        public double MeasureOnce(int threads)
+        {
+            ObjectDisposedException.ThrowIf(_buf == null, this);
+            if (threads <= 0) threads = Environment.ProcessorCount;
+            long perThread = (_bytes / threads) & ~511L;
+            byte* buf = _buf;
             using var start = new Barrier(threads + 1);
             using var done = new Barrier(threads + 1);
             var sink = new long[threads];
@@ -38,30 +56,25 @@ public static unsafe class HardwareProbe
                 int ti = t;
                 workers[t] = new Thread(() =>
                 {
-                    for (int rep = 0; rep <= repeats; rep++)
-                    {
-                        start.SignalAndWait();
-                        sink[ti] += ReadSum(buf + ti * perThread, perThread);
-                        done.SignalAndWait();
-                    }
+                    start.SignalAndWait();
+                    sink[ti] = ReadSum(buf + ti * perThread, perThread);
+                    done.SignalAndWait();
                 }) { IsBackground = true };
                 workers[t].Start();
             }
-            for (int rep = 0; rep <= repeats; rep++)     // pass 0 warms up
-            {
-                start.SignalAndWait();
-                long t0 = Stopwatch.GetTimestamp();
-                done.SignalAndWait();
-                double s = Stopwatch.GetElapsedTime(t0).TotalSeconds;
-                if (rep > 0) times[rep - 1] = s;
-            }
+            start.SignalAndWait();
+            long t0 = Stopwatch.GetTimestamp();
+            done.SignalAndWait();
+            double seconds = Stopwatch.GetElapsedTime(t0).TotalSeconds;
             foreach (var w in workers) w.Join();
             GC.KeepAlive(sink);
-            return total / Median(times) / 1e9;
+            return perThread * threads / seconds / 1e9;
         }
-        finally
+
+        public void Dispose()
         {
-            NativeMemory.AlignedFree(buf);
+            if (_buf != null) NativeMemory.AlignedFree(_buf);
+            _buf = null;
         }
     }
 

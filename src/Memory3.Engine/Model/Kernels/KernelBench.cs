@@ -60,8 +60,10 @@ public static class KernelBench
         }
         output.WriteLine(string.Create(inv, $"0.6B Llama linear layers: {shapes.Count} weights, {weightBytes / 1e9:F3} GB bf16"));
         output.WriteLine();
-        output.WriteLine("| rows | implementation | ms per set | GB/s | tok/s | % of bandwidth |");
-        output.WriteLine("|---:|---|---:|---:|---:|---:|");
+        output.WriteLine($"% of bandwidth: of the median of {cores}-thread read passes run between the repeats (shown).");
+        output.WriteLine("| rows | implementation | ms per set (median) | GB/s | tok/s | % of bandwidth | best ms | best GB/s | bandwidth GB/s |");
+        output.WriteLine("|---:|---|---:|---:|---:|---:|---:|---:|---:|");
+        using var probe = new HardwareProbe.ReadBuffer(1L << 30);
 
         foreach (int rows in new[] { 1, 2, 4, 8 })
         {
@@ -70,25 +72,24 @@ public static class KernelBench
             var ys = new Dictionary<int, Tensor>();
             foreach (var s in shapes) if (!ys.ContainsKey(s.Out)) ys[s.Out] = torch.empty(rows, s.Out, dtype: ScalarType.BFloat16);
 
-            double ours = MedianMs(() =>
-            {
-                for (int i = 0; i < shapes.Count; i++)
-                    Bf16Gemv.Linear(shapes[i].In == Hidden ? x1536 : x4096, weights[i], null, ys[shapes[i].Out]);
-            });
-            double torchMs = MedianMs(() =>
-            {
-                using var inner = torch.NewDisposeScope();
-                for (int i = 0; i < shapes.Count; i++)
-                    torch.nn.functional.linear(shapes[i].In == Hidden ? x1536 : x4096, weights[i]).Dispose();
-            });
-            WriteRow(output, rows, "Bf16Gemv (bf16 in/out)", ours, weightBytes, bwN);
-            WriteRow(output, rows, "libtorch bf16 linear", torchMs, weightBytes, bwN);
+            var (ours, torchMs, bwRun) = MedianMsInterleaved(
+                () =>
+                {
+                    for (int i = 0; i < shapes.Count; i++)
+                        Bf16Gemv.Linear(shapes[i].In == Hidden ? x1536 : x4096, weights[i], null, ys[shapes[i].Out]);
+                },
+                () =>
+                {
+                    using var inner = torch.NewDisposeScope();
+                    for (int i = 0; i < shapes.Count; i++)
+                        torch.nn.functional.linear(shapes[i].In == Hidden ? x1536 : x4096, weights[i]).Dispose();
+                },
+                probe, cores);
+            WriteRow(output, rows, "Bf16Gemv (bf16 in/out)", ours, weightBytes, bwRun);
+            WriteRow(output, rows, "libtorch bf16 linear", torchMs, weightBytes, bwRun);
         }
-
         output.WriteLine();
-        output.WriteLine("Variants at rows = 1 (Bf16Gemv, bf16 in/out):");
-        output.WriteLine("| variant | ms per set | GB/s | % of bandwidth |");
-        output.WriteLine("|---|---:|---:|---:|");
+        output.WriteLine("Variants at rows = 1 (Bf16Gemv, bf16 in/out; rounds of: read passes, then each variant once):");
         {
             var x1536 = torch.randn(1, Hidden, dtype: ScalarType.BFloat16);
             var x4096 = torch.randn(1, Ffn, dtype: ScalarType.BFloat16);
@@ -102,20 +103,47 @@ public static class KernelBench
             var saved = (Bf16Gemv.Scheduling, Bf16Gemv.SoftwarePrefetch, Bf16Gemv.MaxThreads);
             try
             {
-                foreach (var (name, sched, pf, threads) in new (string, GemvScheduling, bool, int)[]
+                var variants = new (string Name, GemvScheduling Sched, bool Prefetch, int Threads)[]
                 {
+                    ("worker pool, software prefetch (default)", GemvScheduling.WorkerPool, true, 0),
                     ("worker pool, no prefetch", GemvScheduling.WorkerPool, false, 0),
-                    ("worker pool, software prefetch", GemvScheduling.WorkerPool, true, 0),
-                    ("Parallel.For", GemvScheduling.ParallelFor, false, 0),
-                    ("1 thread", GemvScheduling.SingleThread, false, 1),
-                })
+                    ("Parallel.For, software prefetch", GemvScheduling.ParallelFor, true, 0),
+                    ("1 thread, software prefetch", GemvScheduling.SingleThread, true, 1),
+                };
+                const int runs = 7;
+                var times = new double[variants.Length, runs];
+                var bwAll = new double[runs];
+                var bwOne = new double[runs];
+                for (int run = -1; run < runs; run++)          // run -1 warms up
                 {
-                    Bf16Gemv.Scheduling = sched;
-                    Bf16Gemv.SoftwarePrefetch = pf;
-                    Bf16Gemv.MaxThreads = threads;
-                    double ms = MedianMs(Set);
+                    if (run >= 0)
+                    {
+                        bwAll[run] = probe.MeasureOnce(cores);
+                        bwOne[run] = probe.MeasureOnce(1);
+                    }
+                    for (int v = 0; v < variants.Length; v++)
+                    {
+                        Bf16Gemv.Scheduling = variants[v].Sched;
+                        Bf16Gemv.SoftwarePrefetch = variants[v].Prefetch;
+                        Bf16Gemv.MaxThreads = variants[v].Threads;
+                        long t0 = Stopwatch.GetTimestamp();
+                        Set();
+                        if (run >= 0) times[v, run] = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+                    }
+                }
+                double bwAllMed = HardwareProbe.Median(bwAll), bwOneMed = HardwareProbe.Median(bwOne);
+                output.WriteLine(string.Create(inv, $"(read passes between the rounds: {cores} threads {bwAllMed:F1} GB/s, 1 thread {bwOneMed:F1} GB/s, medians)"));
+                output.WriteLine("| variant | ms per set (median) | GB/s | % of bandwidth | best ms |");
+                output.WriteLine("|---|---:|---:|---:|---:|");
+                for (int v = 0; v < variants.Length; v++)
+                {
+                    var t = new double[runs];
+                    for (int run = 0; run < runs; run++) t[run] = times[v, run];
+                    double ms = HardwareProbe.Median(t);
                     double gbs = weightBytes / (ms / 1e3) / 1e9;
-                    output.WriteLine(string.Create(inv, $"| {name} | {ms:F1} | {gbs:F1} | {100 * gbs / (threads == 1 ? bw1 : bwN):F0}%{(threads == 1 ? " (of 1-thread)" : "")} |"));
+                    bool one = variants[v].Threads == 1;
+                    output.WriteLine(string.Create(inv,
+                        $"| {variants[v].Name} | {ms:F1} | {gbs:F1} | {100 * gbs / (one ? bwOneMed : bwAllMed):F0}%{(one ? " (of 1-thread)" : "")} | {t.Min():F1} |"));
                 }
             }
             finally
@@ -125,24 +153,35 @@ public static class KernelBench
         }
     }
 
-    private static void WriteRow(TextWriter output, int rows, string name, double ms, long weightBytes, double bw)
+    private static void WriteRow(TextWriter output, int rows, string name, (double Median, double Best) ms, long weightBytes, double bw)
     {
-        double gbs = weightBytes / (ms / 1e3) / 1e9;
+        double gbs = weightBytes / (ms.Median / 1e3) / 1e9;
         output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"| {rows} | {name} | {ms:F1} | {gbs:F1} | {rows * 1000 / ms:F1} | {100 * gbs / bw:F0}% |"));
+            $"| {rows} | {name} | {ms.Median:F1} | {gbs:F1} | {rows * 1000 / ms.Median:F1} | {100 * gbs / bw:F0}% | {ms.Best:F1} | {weightBytes / (ms.Best / 1e3) / 1e9:F1} | {bw:F1} |"));
     }
 
-    private static double MedianMs(Action set, int runs = 7)
+    /// <summary>
+    /// Median and best times of two competitors, run alternately (bandwidth pass, a, b, ...) so that load from other
+    /// processes on a shared machine falls on both alike, and the bandwidth they are compared with is measured
+    /// under the same conditions.
+    /// </summary>
+    private static ((double Median, double Best) A, (double Median, double Best) B, double BandwidthGBs) MedianMsInterleaved(
+        Action a, Action b, HardwareProbe.ReadBuffer probe, int threads, int runs = 7)
     {
-        set();
-        set();
-        var t = new double[runs];
+        a(); b(); a(); b();
+        var ta = new double[runs];
+        var tb = new double[runs];
+        var bw = new double[runs];
         for (int i = 0; i < runs; i++)
         {
+            bw[i] = probe.MeasureOnce(threads);
             long t0 = Stopwatch.GetTimestamp();
-            set();
-            t[i] = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+            a();
+            ta[i] = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+            t0 = Stopwatch.GetTimestamp();
+            b();
+            tb[i] = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
         }
-        return HardwareProbe.Median(t);
+        return ((HardwareProbe.Median(ta), ta.Min()), (HardwareProbe.Median(tb), tb.Min()), HardwareProbe.Median(bw));
     }
 }

@@ -9,8 +9,11 @@ namespace Memory3.Engine.Model.Kernels;
 /// A job is a function pointer and a context pointer (usually to a struct on the caller's stack): nothing is allocated
 /// per call. <see cref="Run"/> returns only after every participant has finished.
 /// Only one caller uses the workers at a time; a concurrent caller runs its job alone on its own thread.
+/// The caller never waits for a worker that has not started yet (on a busy machine a worker may be descheduled):
+/// once the caller's own share is done it closes the job, and only workers that already joined are waited for.
+/// So a job must tolerate any number of participants, including the caller alone (hand work out dynamically).
 /// </summary>
-internal sealed unsafe class KernelWorkerPool
+internal sealed unsafe class KernelWorkerPool : IDisposable
 {
     private static KernelWorkerPool? s_shared;
     private static readonly object s_sharedGate = new();
@@ -38,8 +41,12 @@ internal sealed unsafe class KernelWorkerPool
     private void* _ctx;
     private int _participants;                      // how many workers take part in the current job
     private int _generation;                        // bumped once per job (Interlocked: full fence)
-    private int _pending;                           // workers still running the current job
+    private const int ClosedBit = 1 << 30;
+    // Workers inside the current job, plus ClosedBit while no job is open. Only ever changed by atomic adds, so a
+    // late worker's join-and-leave on a closed job always balances out.
+    private int _active = ClosedBit;
     private int _sleepers;                          // workers blocked in Monitor.Wait
+    private volatile bool _disposed;
 
     /// <summary>How long a worker spins for the next job before it sleeps (default 50 µs).</summary>
     public static long SpinTicks { get; set; } = Stopwatch.Frequency / 20_000;
@@ -74,15 +81,20 @@ internal sealed unsafe class KernelWorkerPool
             _job = job;
             _ctx = ctx;
             _participants = helpers;
-            Volatile.Write(ref _pending, _workerCount);
+            Interlocked.Add(ref _active, -ClosedBit);   // open the job; publishes _job/_ctx to workers that join
             Interlocked.Increment(ref _generation);
             if (Volatile.Read(ref _sleepers) > 0)
             {
                 lock (_sleepGate) Monitor.PulseAll(_sleepGate);
             }
             job(ctx, 0);
-            var spin = new SpinWait();
-            while (Volatile.Read(ref _pending) != 0) spin.SpinOnce(sleep1Threshold: -1);
+            // Close the job: late workers will skip it. Wait only for those already inside.
+            int active = Interlocked.Add(ref _active, ClosedBit);
+            if (active != ClosedBit)
+            {
+                var spin = new SpinWait();
+                while (Volatile.Read(ref _active) != ClosedBit) spin.SpinOnce(sleep1Threshold: -1);
+            }
         }
         finally
         {
@@ -90,6 +102,14 @@ internal sealed unsafe class KernelWorkerPool
             _ctx = null;
             Monitor.Exit(_callerGate);
         }
+    }
+
+    /// <summary>Ends the workers (the shared pool lives as long as the process). Do not call while a job runs.</summary>
+    public void Dispose()
+    {
+        _disposed = true;
+        Interlocked.Increment(ref _generation);
+        lock (_sleepGate) Monitor.PulseAll(_sleepGate);
     }
 
     private void WorkerLoop(object? state)
@@ -116,7 +136,9 @@ internal sealed unsafe class KernelWorkerPool
                 }
             }
             seen = Volatile.Read(ref _generation);
-            if (index <= _participants)
+            if (_disposed) return;
+            if (index > Volatile.Read(ref _participants)) continue;
+            if ((Interlocked.Increment(ref _active) & ClosedBit) == 0)
             {
                 try
                 {
@@ -128,7 +150,7 @@ internal sealed unsafe class KernelWorkerPool
                     Environment.FailFast("memory3 kernel worker failed", e);
                 }
             }
-            Interlocked.Decrement(ref _pending);
+            Interlocked.Decrement(ref _active);
         }
     }
 }
