@@ -86,7 +86,7 @@ public sealed class LlamaMlp : nn.Module
     }
 }
 
-public sealed class LlamaAttention : nn.Module
+public sealed partial class LlamaAttention : nn.Module
 {
     public Linear q_proj, k_proj, v_proj, o_proj;
     private readonly int _heads, _kvHeads, _headDim, _layer, _memoryKvHeads;
@@ -118,6 +118,7 @@ public sealed class LlamaAttention : nn.Module
         var cacheK = ctx.Pool.K(_layer);
         var cacheV = ctx.Pool.V(_layer);
         int groups = _heads / _kvHeads;
+        if (ctx.DecodeOnly) return o_proj.Forward(DecodeAttention(q, k, v, cacheK, cacheV, ctx, groups)).MoveToOuterDisposeScope();
         var seqs = ctx.Batch.Sequences;
         var outs = new Tensor[seqs.Length];
         for (int s = 0; s < seqs.Length; s++)
@@ -143,6 +144,31 @@ public sealed class LlamaAttention : nn.Module
         }
         var attn = outs.Length == 1 ? outs[0] : cat(outs, 0);
         return o_proj.Forward(attn).MoveToOuterDisposeScope();
+    }
+}
+
+public sealed partial class LlamaAttention
+{
+    /// <summary>
+    /// Attention for a step in which every sequence brings one token: one batched product per layer instead of a
+    /// loop over sequences. Keys and values are written with one indexed put, the sequences' slots gathered up to the
+    /// longest length (or narrowed in place when the slots are 0..B-1), and a per-sequence mask hides what lies past
+    /// each sequence's own length and its memory rules.
+    /// </summary>
+    private Tensor DecodeAttention(Tensor q, Tensor k, Tensor v, Tensor cacheK, Tensor cacheV, StepContext ctx, int groups)
+    {
+        long B = q.shape[0];
+        var (slots, positions, maxLen, contiguous) = ctx.DecodeIndex();
+        // cache[slot_b, :, pos_b, :] = k_b
+        cacheK.index_put_(k, TensorIndex.Tensor(slots), TensorIndex.Colon, TensorIndex.Tensor(positions));
+        cacheV.index_put_(v, TensorIndex.Tensor(slots), TensorIndex.Colon, TensorIndex.Tensor(positions));
+        var keys = (contiguous ? cacheK.narrow(0, 0, B) : cacheK.index_select(0, slots)).narrow(2, 0, maxLen).unsqueeze(2);     // [B, kv, 1, L, d]
+        var values = (contiguous ? cacheV.narrow(0, 0, B) : cacheV.index_select(0, slots)).narrow(2, 0, maxLen).unsqueeze(2);
+        var qb = q.view(B, _kvHeads, groups, 1, _headDim);                                                                     // [B, kv, G, 1, d]
+        var scores = matmul(qb, keys.transpose(-1, -2)).to(ScalarType.Float32) * _scale;                                       // [B, kv, G, 1, L]
+        scores = scores + ctx.DecodeMask(_memoryLayer, _memoryKvHeads, _kvHeads);                                              // [B, kv, 1, 1, L]
+        var o = matmul(scores.softmax(-1).to(q.dtype), values);                                                                 // [B, kv, G, 1, d]
+        return o.reshape(B, (long)_heads * _headDim);
     }
 }
 

@@ -91,8 +91,67 @@ public sealed class StepContext(StepBatch batch, KvCachePool pool, Tensor cos, T
         return m;
     }
 
+    /// <summary>Every sequence of the step brings exactly one token (a pure decode step).</summary>
+    public bool DecodeOnly { get; } = batch.Sequences.Length > 0 && batch.Sequences.All(s => s.Length == 1);
+
+    private (Tensor Slots, Tensor Positions, int MaxLen, bool Contiguous)? _decodeIndex;
+    private readonly Dictionary<bool, Tensor> _decodeMasks = new();
+
+    /// <summary>For a decode step: slot and cache-index tensors [B], the longest cache length, and whether slots are 0..B-1.</summary>
+    public (Tensor Slots, Tensor Positions, int MaxLen, bool Contiguous) DecodeIndex()
+    {
+        if (_decodeIndex is { } d) return d;
+        var seqs = Batch.Sequences;
+        var slots = new long[seqs.Length];
+        var pos = new long[seqs.Length];
+        int maxLen = 0;
+        bool contiguous = true;
+        for (int i = 0; i < seqs.Length; i++)
+        {
+            slots[i] = seqs[i].Slot;
+            pos[i] = seqs[i].CacheStart;
+            maxLen = Math.Max(maxLen, seqs[i].CacheStart + 1);
+            contiguous &= seqs[i].Slot == i;
+        }
+        var r = (tensor(slots, ScalarType.Int64, device).DetachFromDisposeScope(), tensor(pos, ScalarType.Int64, device).DetachFromDisposeScope(), maxLen, contiguous);
+        _decodeIndex = r;
+        return r;
+    }
+
+    /// <summary>
+    /// Additive mask [B, kv_heads, 1, 1, L] for a decode step: each sequence sees its cache up to its own token, with
+    /// its memory region hidden in non-memory layers and its empty memory slots (and heads without memory) hidden in
+    /// memory layers.
+    /// </summary>
+    public Tensor DecodeMask(bool memoryLayer, int memoryKvHeads, int kvHeads)
+    {
+        if (_decodeMasks.TryGetValue(memoryLayer, out var m)) return m;
+        var seqs = Batch.Sequences;
+        int L = DecodeIndex().MaxLen;
+        var data = new float[seqs.Length * kvHeads * L];
+        for (int b = 0; b < seqs.Length; b++)
+        {
+            var sl = seqs[b];
+            for (int h = 0; h < kvHeads; h++)
+            {
+                var row = data.AsSpan((b * kvHeads + h) * L, L);
+                row[(sl.CacheStart + 1)..].Fill(float.NegativeInfinity);
+                if (sl.MemoryLength > 0)
+                {
+                    int visible = memoryLayer && h < memoryKvHeads ? sl.MemoryValid : 0;
+                    row.Slice(sl.MemoryStart + visible, sl.MemoryLength - visible).Fill(float.NegativeInfinity);
+                }
+            }
+        }
+        m = tensor(data, [seqs.Length, kvHeads, 1, 1, L], ScalarType.Float32, device).DetachFromDisposeScope();
+        _decodeMasks[memoryLayer] = m;
+        return m;
+    }
+
     public void Dispose()
     {
+        if (_decodeIndex is { } d) { d.Slots.Dispose(); d.Positions.Dispose(); }
+        foreach (var dm in _decodeMasks.Values) dm.Dispose();
         foreach (var m in _masks.Values) m.Dispose();
         foreach (var m in _memoryMasks.Values) m.Dispose();
         _masks.Clear();

@@ -177,6 +177,20 @@ public class MemoryAttentionTests
             for (int i = 0; i < V; i++) maxErr = Math.Max(maxErr, Math.Abs(got[r * V + i] - reference[P + r][i]));
         Assert.True(maxErr < 1e-4, $"max |logit - hand computation| = {maxErr:E3}");
 
+        // One decode step more (the batched decode path) also matches: a sixth context token.
+        var next = model.Forward(new StepBatch
+        {
+            TokenIds = [12], Positions = [P + R + context.Length],
+            Sequences = [new SequenceSlice(0, 0, 1, P + M + context.Length, MemoryStart: P, MemoryLength: M, MemoryValid: T)],
+        }, pool)[0];
+        var ctx6 = context.Append(12).ToArray();
+        var ref6 = new ReferenceLlama(tmp.Path).Forward(prefix.Concat(ctx6).ToArray(), [0, 1, 2, .. Enumerable.Range(0, 6).Select(i => P + R + i)],
+            (layer, kvHead) => layer < 2 && kvHead == 0
+                ? Enumerable.Range(0, T).Select(t => (Bf16ToDouble(memK, (layer * T + t) * D, D), Bf16ToDouble(memV, (layer * T + t) * D, D))).ToList()
+                : [],
+            memoryFrom: P);
+        Assert.True(Enumerable.Range(0, V).Max(i => Math.Abs(next[i] - ref6[^1][i])) < 1e-4);
+
         // The memory matters: without it the logits differ.
         var noMemory = new ReferenceLlama(tmp.Path).Forward(prefix.Concat(context).ToArray(), [0, 1, 2, .. ctxPositions], null, P);
         Assert.True(Enumerable.Range(0, V).Max(i => Math.Abs(noMemory[^1][i] - reference[^1][i])) > 1e-3);

@@ -90,14 +90,18 @@ public class DecoderNumericsTests
         using var shared = model.CreatePool(4, 64);
         var together = GreedyBatch(model, shared, prompts, steps);
         for (int s = 0; s < prompts.Length; s++) Assert.Equal(alone[s], together[s]);
+        // Slots out of order (the gathered path of batched decode attention) give the same tokens.
+        using var scattered = model.CreatePool(7, 64);
+        var shuffled = GreedyBatch(model, scattered, prompts, steps, slotOrder: [5, 2, 6, 0]);
+        for (int s = 0; s < prompts.Length; s++) Assert.Equal(alone[s], shuffled[s]);
         Assert.True(alone.Select(a => string.Join(",", a)).Distinct().Count() > 1, "sequences should differ");
     }
 
     /// <summary>Greedy decoding of several prompts in one flattened batch per step, prefills and decodes mixed:
     /// sequence s starts prefilling at step s, so early steps mix a prompt chunk with other sequences' decode tokens.</summary>
-    internal static List<int[]> GreedyBatch(CausalLM model, KvCachePool pool, int[][] prompts, int steps)
+    internal static List<int[]> GreedyBatch(CausalLM model, KvCachePool pool, int[][] prompts, int steps, int[]? slotOrder = null)
     {
-        var slots = prompts.Select(_ => pool.Allocate()).ToArray();
+        var slots = slotOrder ?? prompts.Select(_ => pool.Allocate()).ToArray();
         var cached = new int[prompts.Length];
         var outputs = prompts.Select(_ => new List<int>()).ToArray();
         var next = new int[prompts.Length][];
@@ -117,7 +121,7 @@ public class DecoderNumericsTests
                 next[s] = [arg];
             }
         }
-        foreach (var s in slots) pool.Free(s);
+        if (slotOrder is null) foreach (var s in slots) pool.Free(s);
         return outputs.Select(o => o.ToArray()).ToList();
     }
 }
