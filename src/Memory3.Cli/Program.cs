@@ -19,6 +19,10 @@ app.Configure(config =>
         bench.AddCommand<BenchDecodeCommand>("decode").WithDescription("Decode tokens/s at a batch size, beside the memory-bandwidth floor.");
         bench.AddCommand<BenchPrefillCommand>("prefill").WithDescription("Prefill tokens/s on a prompt, beside the bf16 GEMM peak.");
         bench.AddCommand<BenchLoadCommand>("load").WithDescription("Peak resident memory while loading a model, beside its weight bytes.");
+        bench.AddCommand<BenchMemoryCommand>("memory").WithDescription("Decode tokens/s with memory ÷ without (the paper's 128 in, 128 out protocol), in-process tier off and on.");
+        bench.AddCommand<BenchTiersCommand>("tiers").WithDescription("p50/p99 latency of fetching one chunk's 5 memories from each tier.");
+        bench.AddCommand<BenchQuantizerCommand>("quantizer").WithDescription("Quantizer at the paper's memory shape: bytes per vector, error, encode/decode time.");
+        bench.AddCommand<BenchRetrievalCommand>("retrieval").WithDescription("Index add rate and search latency (dense, lexical, fused).");
         bench.AddCommand<BenchKernelsCommand>("kernels").WithDescription("The bf16 linear-layer kernel against libtorch, beside the bandwidth floor.");
     });
 });

@@ -3,6 +3,7 @@ using System.Text.Json;
 using Memory3.Engine.Inference;
 using Memory3.Engine.Model;
 using Memory3.Engine.Model.Kernels;
+using Memory3.Engine.Inference;
 using Spectre.Console;
 using Spectre.Console.Cli;
 
@@ -106,6 +107,92 @@ public sealed class BenchKernelsCommand : Command<BenchKernelsCommand.Settings>
     public override int Execute(CommandContext context, Settings s, CancellationToken cancellationToken)
     {
         KernelBench.Run(Console.Out);
+        return 0;
+    }
+}
+
+public sealed class BenchMemoryCommand : Command<BenchMemoryCommand.Settings>
+{
+    public sealed class Settings : BenchSettings
+    {
+        [CommandOption("--bank <DIR>")] public string? Bank { get; init; }
+        [CommandOption("--batch <N>"), Description("Comma list of batch sizes")] public string Batch { get; init; } = "1,32";
+        [CommandOption("--prompt-tokens <N>")] public int PromptTokens { get; init; } = 128;
+        [CommandOption("--output-tokens <N>")] public int OutputTokens { get; init; } = 128;
+        [CommandOption("--process-tier <ON>"), Description("on (default), off (the paper's worst case) or both")] public string ProcessTier { get; init; } = "both";
+        [CommandOption("--redis <CONFIG>")] public string? Redis { get; init; }
+    }
+
+    public override int Execute(CommandContext context, Settings s, CancellationToken cancellationToken)
+    {
+        if (s.Bank is null) throw new ArgumentException("--bank DIR is required");
+        s.Apply();
+        var tokenizer = Memory3.Engine.Tokenization.TokenizerLoader.Load(s.Model!);
+        using var model = CausalLM.Load(s.Model!, s.Options);
+        var batches = s.Batch.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(int.Parse).ToArray();
+        var tiers = s.ProcessTier switch { "on" => new[] { true }, "off" => new[] { false }, _ => new[] { false, true } };
+        var results = new List<MemoryDecodeBenchResult>();
+        foreach (var on in tiers)
+        {
+            using var bank = Memory3.Engine.Memory.MemoryBank.Open(s.Bank, model, tokenizer, new Memory3.Engine.Memory.MemoryBankOptions { Redis = s.Redis, ProcessCacheBytes = on ? 512L << 20 : 0 });
+            foreach (var b in batches) results.Add(MemoryBench.DecodeRatio(model, tokenizer, bank, b, s.PromptTokens, s.OutputTokens, on) with { ProcessTier = on });
+        }
+        var t = new Table().AddColumns("batch", "in-process tier", "retrievals/seq", "tok/s without memory", "tok/s with memory", "with ÷ without", "retrieval ms (total)");
+        foreach (var r in results)
+            t.AddRow($"{r.Batch}", r.ProcessTier ? "on" : "off", $"{r.RetrievalsPerSequence}", $"{r.TokensPerSecondWithout:F1}", $"{r.TokensPerSecondWith:F1}", $"{r.Ratio:F3}", $"{r.RetrievalMsTotal:F0}");
+        AnsiConsole.MarkupLineInterpolated($"memory decode: {s.Model}, bank {s.Bank}, {s.PromptTokens} tokens in, {s.OutputTokens} out, decode phase timed (retrieval inline)");
+        AnsiConsole.Write(t);
+        BenchSettings.WriteJson(s.Json, new { command = "bench memory", model = s.Model, bank = s.Bank, dtype = s.DType, results });
+        return 0;
+    }
+}
+
+public sealed class BenchTiersCommand : Command<BenchTiersCommand.Settings>
+{
+    public sealed class Settings : BenchSettings
+    {
+        [CommandOption("--bank <DIR>")] public string? Bank { get; init; }
+        [CommandOption("--redis <CONFIG>")] public string? Redis { get; init; }
+        [CommandOption("--samples <N>")] public int Samples { get; init; } = 200;
+    }
+
+    public override int Execute(CommandContext context, Settings s, CancellationToken cancellationToken)
+    {
+        if (s.Bank is null) throw new ArgumentException("--bank DIR is required");
+        var tokenizer = Memory3.Engine.Tokenization.TokenizerLoader.Load(s.Model!);
+        using var model = CausalLM.Load(s.Model!, s.Options);
+        using var bank = Memory3.Engine.Memory.MemoryBank.Open(s.Bank, model, tokenizer, new Memory3.Engine.Memory.MemoryBankOptions { Redis = s.Redis });
+        var lat = MemoryBench.TierLatencies(bank, 5, s.Samples);
+        var st = bank.Stats();
+        var t = new Table().AddColumns("tier", "samples", "p50 ms", "p99 ms");
+        foreach (var l in lat) t.AddRow(l.Tier, $"{l.Samples}", $"{l.P50Ms:F3}", $"{l.P99Ms:F3}");
+        AnsiConsole.MarkupLineInterpolated($"fetch of one chunk's 5 memories: {s.Bank} ({st.References} references, {st.PayloadMode}, {st.BytesPerMemoryPayload:N0} payload bytes per memory)");
+        AnsiConsole.Write(t);
+        BenchSettings.WriteJson(s.Json, new { command = "bench tiers", bank = s.Bank, stats = st, latencies = lat });
+        return 0;
+    }
+}
+
+public sealed class BenchQuantizerCommand : Command<BenchQuantizerCommand.Settings>
+{
+    public sealed class Settings : CommandSettings { }
+    public override int Execute(CommandContext context, Settings s, CancellationToken cancellationToken)
+    {
+        Memory3.Engine.Memory.Quantize.QuantizerBench.Run(Console.Out);
+        return 0;
+    }
+}
+
+public sealed class BenchRetrievalCommand : Command<BenchRetrievalCommand.Settings>
+{
+    public sealed class Settings : CommandSettings
+    {
+        [CommandOption("--references <N>")] public int References { get; init; } = 10000;
+        [CommandOption("--minilm"), Description("Also time the MiniLM embedder")] public bool MiniLm { get; init; }
+    }
+    public override int Execute(CommandContext context, Settings s, CancellationToken cancellationToken)
+    {
+        Memory3.Engine.Memory.Retrieve.RetrievalBench.Run(Console.Out, s.References, s.MiniLm);
         return 0;
     }
 }

@@ -66,6 +66,8 @@ public sealed class MemoryBank : IMemorySource, IDisposable
     public HybridRetriever Retriever => _retriever;
     public TieredMemoryStore Tiers => _tiers;
     public DiskShardStore Disk => _disk;
+    /// <summary>The Redis tier, when one is configured.</summary>
+    public RedisMemoryStore? RedisStore { get; private set; }
 
     private MemoryBank(string dir, CausalLM model, ITokenizer tokenizer, MemoryBankOptions options)
     {
@@ -91,6 +93,7 @@ public sealed class MemoryBank : IMemorySource, IDisposable
             }
             var redisStore = _redisConnection is null ? null : new RedisMemoryStore(_redisConnection, Fingerprint, new RedisMemoryStoreOptions { Ttl = options.RedisTtl });
             _process = options.ProcessCacheBytes > 0 ? new InProcessMemoryCache(new InProcessMemoryCacheOptions { SizeLimitBytes = options.ProcessCacheBytes }) : null;
+            RedisStore = redisStore;
             _tiers = new TieredMemoryStore(_disk, _decoder, redisStore, _process);
             _ownsEmbedder = options.Embedder is null;
             _embedder = options.Embedder ?? new MiniLmEmbedder();
