@@ -274,7 +274,16 @@ public sealed class Scheduler : IScheduler
         m.PendingWindow = (boundary, w.Phase, w.Start, w.End, query);
         var q = new MemoryQuery(query, m.Namespaces, m.Layout.MemoriesPerChunk);
         var source = m.Source;
-        var task = Task.Run(async () => await source.RetrieveAsync(q).ConfigureAwait(false));
+        string phase = w.Phase;
+        var task = Task.Run(async () =>
+        {
+            using var span = Telemetry.EngineTelemetry.ActivitySource.StartActivity("retrieve");
+            span?.SetTag("memory3.memory.phase", phase);
+            span?.SetTag("memory3.memory.boundary", boundary);
+            var got = await source.RetrieveAsync(q).ConfigureAwait(false);
+            span?.SetTag("memory3.memory.hits", got.Memories.Count);
+            return got;
+        });
         m.Pending = task;
         if (_onMemoryReady is { } wake) task.ContinueWith(_ => wake(), TaskScheduler.Default);
     }
