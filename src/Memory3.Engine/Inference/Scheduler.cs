@@ -108,6 +108,7 @@ public sealed class Scheduler : IScheduler
     private readonly Stack<int> _freeSlots = new();
     private readonly Func<IReadOnlyList<int>, string> _decode;
     private readonly Action? _onMemoryReady;
+    private readonly TimeSpan _retrievalTimeout;
     private long _retrievalFailures;
 
     /// <param name="decode">Token ids → query text (the tokenizer, special tokens skipped); null: ids joined by spaces.</param>
@@ -116,6 +117,7 @@ public sealed class Scheduler : IScheduler
     {
         _decode = decode ?? (ids => string.Join(' ', ids));
         _onMemoryReady = onMemoryReady;
+        _retrievalTimeout = TimeSpan.FromMilliseconds(options.MemoryRetrievalTimeoutMs);
         var problems = options.Validate();
         if (problems.Count > 0) throw new ArgumentException(string.Join("; ", problems), nameof(options));
         if (numSlots < 1) throw new ArgumentOutOfRangeException(nameof(numSlots));
@@ -275,12 +277,14 @@ public sealed class Scheduler : IScheduler
         var q = new MemoryQuery(query, m.Namespaces, m.Layout.MemoriesPerChunk);
         var source = m.Source;
         string phase = w.Phase;
+        var timeout = _retrievalTimeout;
         var task = Task.Run(async () =>
         {
             using var span = Telemetry.EngineTelemetry.ActivitySource.StartActivity("retrieve");
             span?.SetTag("memory3.memory.phase", phase);
             span?.SetTag("memory3.memory.boundary", boundary);
-            var got = await source.RetrieveAsync(q).ConfigureAwait(false);
+            using var cts = new CancellationTokenSource(timeout);
+            var got = await source.RetrieveAsync(q, cts.Token).AsTask().WaitAsync(timeout).ConfigureAwait(false);
             span?.SetTag("memory3.memory.hits", got.Memories.Count);
             return got;
         });

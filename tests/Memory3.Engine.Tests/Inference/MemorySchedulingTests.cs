@@ -174,6 +174,21 @@ public class MemorySchedulingTests
         Assert.Equal(1, sched.RetrievalFailures);
     }
 
+    [Fact]
+    public void AHungRetrievalTimesOutAndTheSequenceGoesOnWithoutMemory()
+    {
+        var runner = new FakeRunner(slots: 1, maxTokensPerSlot: 512);
+        var sched = new Scheduler(new EngineOptions { MaxNumSeqs = 1, MaxBatchedTokens = 512, MemoryRetrievalTimeoutMs = 50 }, 1, 512);
+        var never = new TaskCompletionSource();
+        var source = new FakeSource { Gate = _ => never.Task };
+        var r = new Recorder();
+        sched.Add(Seq(Prompt(10), 3, r, source));
+        Run(sched, runner);
+        Assert.Equal(3, r.Events.Count);
+        Assert.Equal(1, r.Events[^1].Memory!.Failures);
+        Assert.Empty(runner.MemoryWrites);
+    }
+
     private static EngineModelInfo ModelInfo() => new("fake", 512, 400, []) { Memory = new EngineMemoryInfo(PrefixIds, 8, 128, 5, 64, 8) };
 
     private static async Task<(int[] Tokens, SequenceMemoryReport? Memory)> GenerateAsync(InferenceEngine engine, int[] prompt, int max, EngineMemoryOptions? memory)
