@@ -88,6 +88,8 @@ public class MemoryApiTests(MemoryServerFactory factory) : IClassFixture<MemoryS
         Assert.Equal("a", (string?)job["namespace"]);
         Assert.Equal(3, (int)job["documents"]!);
         Assert.Equal(3, (int)job["references"]! + (int)job["skipped"]!);
+        var ready = await Ok(await a.GetAsync("/ready"));
+        Assert.True((int)ready["bank"]!["references"]! >= 3);
 
         // Re-ingesting skips what is stored.
         var again = await IngestAsync(a, new JsonObject { ["text"] = Facts[0] }.ToJsonString());

@@ -19,13 +19,12 @@ public sealed class MemoryRequestOptions
 /// <summary>The response's <c>memory</c> block: the references each window read, and counts.</summary>
 public sealed record MemoryBlock(List<MemoryWindowDto> Windows, MemoryUsage Usage);
 
-/// <param name="Index">The choice the window belongs to.</param>
-/// <param name="Phase"><c>prompt</c> (start/end are prompt token indices) or <c>decode</c> (generated token indices).</param>
+/// <summary>One window of one choice (<c>index</c>): phase <c>prompt</c> (start/end are prompt token indices) or <c>decode</c> (generated token indices), and the references it read.</summary>
 public sealed record MemoryWindowDto(int Index, string Phase, int Start, int End, List<MemoryReference> References);
 
 public sealed record MemoryReference(string Id, string Namespace, string Text, double Score);
 
-/// <param name="MemoryRefreshes">Retrievals: one per prompt chunk plus one per decode refresh (summed over choices).</param>
+/// <summary>Retrievals (one per prompt chunk plus one per decode refresh), memories fetched per tier, failed retrievals; summed over choices.</summary>
 public sealed record MemoryUsage(int MemoryRefreshes, int ProcessHits, int RedisHits, int DiskHits, int RetrievalFailures);
 
 /// <summary>POST /v1/memories with JSON: <c>text</c> or <c>texts</c>, and a namespace.</summary>
