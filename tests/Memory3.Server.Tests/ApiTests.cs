@@ -36,7 +36,8 @@ public class ApiTests(ServerFactory factory) : IClassFixture<ServerFactory>
         foreach (var name in new[] { "memory3_request_time_to_first_token_seconds", "memory3_request_e2e_latency_seconds", "memory3_request_queue_time_seconds", "memory3_batch_tokens", "memory3_sequences_running", "memory3_sequences_waiting" })
             Assert.Contains(name, metrics);
         var swagger = JsonNode.Parse(await c.GetStringAsync("/swagger/v1/swagger.json"))!;
-        foreach (var path in new[] { "/v1/chat/completions", "/v1/completions", "/v1/models", "/tokenize", "/detokenize", "/health", "/ready", "/version" })
+        foreach (var path in new[] { "/v1/chat/completions", "/v1/completions", "/v1/models", "/tokenize", "/detokenize", "/health", "/ready", "/version",
+                                     "/v1/embeddings", "/v1/memories", "/v1/memories/{id}", "/v1/memories/jobs/{id}", "/v1/memories/search" })
             Assert.NotNull(swagger["paths"]![path]);
         var chatPost = swagger["paths"]!["/v1/chat/completions"]!["post"]!;
         Assert.NotNull(chatPost["requestBody"]!["content"]!["application/json"]!["example"]);

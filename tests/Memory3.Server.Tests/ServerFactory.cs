@@ -75,6 +75,14 @@ public sealed class FakeRunner(int slots = 4, int maxTokens = 512) : IModelRunne
         return new StepOutput(logits);
     }
 
+    /// <summary>Every WriteMemories call: slot, memory start and the memories' ids.</summary>
+    public List<(int Slot, int MemoryStart, string[] Ids)> MemoryWrites { get; } = [];
+
+    public void WriteMemories(int slot, int memoryStart, IReadOnlyList<Memory3.Engine.Memory.DecodedMemory> memories)
+    {
+        lock (MemoryWrites) MemoryWrites.Add((slot, memoryStart, memories.Select(m => m.Id).ToArray()));
+    }
+
     public IModelRunner Create(EngineOptions options, int maxModelLen)
     {
         Gate?.Wait();

@@ -22,6 +22,8 @@ public sealed class EngineOptions
     public int MaxN { get; set; } = 16;
     /// <summary>Seconds a 429 or 503 answer asks the client to wait (Retry-After).</summary>
     public int RetryAfterSeconds { get; set; } = 1;
+    /// <summary>A memory retrieval that takes longer is abandoned: that window reads no memory (counted as a failure).</summary>
+    public int MemoryRetrievalTimeoutMs { get; set; } = 30_000;
 
     /// <summary>Problems, each naming its key relative to <paramref name="prefix"/>; empty when valid.</summary>
     public List<string> Validate(string prefix = "Engine")
@@ -35,6 +37,7 @@ public sealed class EngineOptions
         if (MaxModelLen < 0) e.Add($"{prefix}:MaxModelLen must be 0 (the model's) or positive (got {MaxModelLen})");
         if (KvCacheBytes < 0) e.Add($"{prefix}:KvCacheBytes must be 0 (one slot per sequence) or positive (got {KvCacheBytes})");
         if (MaxN < 1) e.Add($"{prefix}:MaxN must be at least 1 (got {MaxN})");
+        if (MemoryRetrievalTimeoutMs < 1) e.Add($"{prefix}:MemoryRetrievalTimeoutMs must be at least 1 (got {MemoryRetrievalTimeoutMs})");
         if (RetryAfterSeconds < 1) e.Add($"{prefix}:RetryAfterSeconds must be at least 1 (got {RetryAfterSeconds})");
         return e;
     }

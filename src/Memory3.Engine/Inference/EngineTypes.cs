@@ -1,3 +1,4 @@
+using Memory3.Engine.Memory;
 using Memory3.Engine.Model.Sampling;
 
 namespace Memory3.Engine.Inference;
@@ -6,7 +7,28 @@ namespace Memory3.Engine.Inference;
 /// <param name="Id">The model name the API serves.</param>
 /// <param name="VocabSize">Rows of the logits (config vocab_size).</param>
 /// <param name="MaxModelLen">Context length served: prompt + completion.</param>
-public sealed record EngineModelInfo(string Id, int VocabSize, int MaxModelLen, IReadOnlyList<int> EosTokenIds);
+public sealed record EngineModelInfo(string Id, int VocabSize, int MaxModelLen, IReadOnlyList<int> EosTokenIds)
+{
+    /// <summary>How the model reads explicit memory; null: it has no memory keys (every sequence uses the plain layout).</summary>
+    public EngineMemoryInfo? Memory { get; init; }
+}
+
+/// <summary>A memory model's reading conventions (DESIGN §4), as the engine lays out a sequence's KV slot.</summary>
+/// <param name="Prefix">The reference prefix's token ids (the attention sink, positions 0..P-1).</param>
+/// <param name="MaxMemoriesPerChunk">Most memories a request may attach per chunk (the KV slots reserve room for them).</param>
+public sealed record EngineMemoryInfo(int[] Prefix, int TokensPerHead, int ReferenceMaxTokens, int MemoriesPerChunk, int RetrievalInterval, int MaxMemoriesPerChunk)
+{
+    /// <summary>KV entries a slot needs beyond the context: the prefix and the largest memory region.</summary>
+    public int SlotOverhead => Prefix.Length + MaxMemoriesPerChunk * TokensPerHead;
+}
+
+/// <summary>A request's explicit-memory options (the API's <c>memory</c> object). Null fields take the model's defaults.</summary>
+public sealed record EngineMemoryOptions(bool Enabled = true, IReadOnlyCollection<string>? Namespaces = null, int? MemoriesPerChunk = null, int? RetrievalInterval = null);
+
+/// <summary>What one choice read from memory: its windows with citations, and counts.</summary>
+/// <param name="Refreshes">Retrievals made (one per prompt chunk plus one per decode refresh).</param>
+/// <param name="Failures">Retrievals that failed (the window then read no memory).</param>
+public sealed record SequenceMemoryReport(IReadOnlyList<MemoryWindow> Windows, int Refreshes, int ProcessHits, int RedisHits, int DiskHits, int Failures);
 
 /// <summary>
 /// One generation request: a tokenized prompt, sampling parameters and the number of choices. Each of the
@@ -19,14 +41,17 @@ public sealed record EngineRequest
     public int N { get; init; } = 1;
     /// <summary>Free-form id for logs and spans.</summary>
     public string? Id { get; init; }
+    /// <summary>Explicit memory; null: on with the model's defaults when the engine has a memory source.</summary>
+    public EngineMemoryOptions? Memory { get; init; }
 }
 
 /// <summary>
 /// One event of one choice: a generated token with the text it completes (possibly empty while a character or a
 /// possible stop string is held back), its logprob (NaN when not asked) and alternatives; the last event of a choice
 /// carries <see cref="Finish"/>. An event with <see cref="Error"/> set ends the choice with a failure (TokenId -1).
+/// A finishing event of a sequence that read memory carries its <see cref="Memory"/> report.
 /// </summary>
-public sealed record TokenEvent(int Index, int TokenId, string Text, float Logprob, TokenLogprob[]? TopLogprobs, FinishReason? Finish, string? Error = null)
+public sealed record TokenEvent(int Index, int TokenId, string Text, float Logprob, TokenLogprob[]? TopLogprobs, FinishReason? Finish, string? Error = null, SequenceMemoryReport? Memory = null)
 {
     public bool IsError => Error is not null;
 }

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Threading.Channels;
+using Memory3.Engine.Memory;
 using Memory3.Engine.Telemetry;
 using Memory3.Engine.Tokenization;
 
@@ -24,6 +25,9 @@ public sealed class InferenceEngine : IInferenceEngine, IDisposable
     private readonly TaskCompletionSource _readyTcs = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly IDisposable _gauges;
     private readonly IReadOnlyList<int> _eos;
+    private readonly Func<IModelRunner, IMemorySource?>? _memoryFactory;
+    private readonly ConcurrentQueue<Action<IModelRunner>> _work = new();
+    private volatile IMemorySource? _memory;
     private Thread? _thread;
     private Scheduler? _scheduler;
     private IModelRunner? _runner;
@@ -34,7 +38,10 @@ public sealed class InferenceEngine : IInferenceEngine, IDisposable
     private int _statRunning, _statWaiting, _statFree, _statTotal;
     private long _steps, _failedSteps, _aborted, _finished;
 
-    public InferenceEngine(EngineOptions options, EngineModelInfo model, ITokenizer? tokenizer, IModelRunnerFactory factory)
+    /// <param name="memoryFactory">Called once on the engine thread after the model loads (before the engine is ready):
+    /// the memory source for sequences that read memory (the server's bank), or null. Throwing fails the load.</param>
+    public InferenceEngine(EngineOptions options, EngineModelInfo model, ITokenizer? tokenizer, IModelRunnerFactory factory,
+        Func<IModelRunner, IMemorySource?>? memoryFactory = null)
     {
         var problems = options.Validate();
         if (problems.Count > 0) throw new ArgumentException(string.Join("; ", problems), nameof(options));
@@ -43,6 +50,7 @@ public sealed class InferenceEngine : IInferenceEngine, IDisposable
         Model = model;
         _tokenizer = tokenizer;
         _factory = factory;
+        _memoryFactory = model.Memory is null ? null : memoryFactory;
         var eos = new List<int>(model.EosTokenIds);
         if (tokenizer is not null) foreach (var e in tokenizer.EosTokenIds) if (!eos.Contains(e)) eos.Add(e);
         _eos = eos;
@@ -58,6 +66,28 @@ public sealed class InferenceEngine : IInferenceEngine, IDisposable
     public Task Ready => _readyTcs.Task;
     /// <summary>Raised on the engine thread when a step throws (after its sequences are failed).</summary>
     public event Action<Exception>? StepFailed;
+    /// <summary>The memory source sequences read (null: memory is off for every request).</summary>
+    public IMemorySource? MemorySource => _memory;
+    /// <summary>Whether a request with these options reads memory (model with memory keys, a source, enabled).</summary>
+    public bool ReadsMemory(EngineMemoryOptions? o) => _memory is not null && Model.Memory is not null && (o?.Enabled ?? true);
+
+    /// <summary>
+    /// Runs <paramref name="work"/> on the engine thread between two steps (work that uses the model's tensors, such as
+    /// encoding memories). Keep each item short: generation waits while it runs.
+    /// </summary>
+    public Task<T> RunOnEngineThreadAsync<T>(Func<IModelRunner, T> work, CancellationToken ct = default)
+    {
+        var tcs = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
+        if (_stopping) { tcs.SetException(new EngineNotReadyException("the server is shutting down", _options.RetryAfterSeconds)); return tcs.Task; }
+        _work.Enqueue(runner =>
+        {
+            if (ct.IsCancellationRequested) { tcs.TrySetCanceled(ct); return; }
+            try { tcs.TrySetResult(work(runner)); }
+            catch (Exception e) { tcs.TrySetException(e); }
+        });
+        _wake.Set();
+        return tcs.Task;
+    }
 
     public EngineStats GetStats() => new(
         Volatile.Read(ref _statRunning),
@@ -113,6 +143,13 @@ public sealed class InferenceEngine : IInferenceEngine, IDisposable
         req.Sampling.Validate(Model.VocabSize);
         if (p.Length >= Model.MaxModelLen)
             throw new EngineRequestException("prompt", $"This model's maximum context length is {Model.MaxModelLen} tokens. However, your prompt has {p.Length} tokens.", "context_length_exceeded");
+        if (req.Memory is { } mo && Model.Memory is { } mi)
+        {
+            if (mo.MemoriesPerChunk is int k && (k < 1 || k > mi.MaxMemoriesPerChunk))
+                throw new EngineRequestException("memory.memories_per_chunk", $"memory.memories_per_chunk must be between 1 and {mi.MaxMemoriesPerChunk}, got {k}");
+            if (mo.RetrievalInterval is int r && r < 1)
+                throw new EngineRequestException("memory.retrieval_interval", $"memory.retrieval_interval must be at least 1, got {r}");
+        }
         if (p.Length + req.Sampling.MaxTokens > Model.MaxModelLen)
             throw new EngineRequestException("max_tokens",
                 $"This model's maximum context length is {Model.MaxModelLen} tokens. However, you requested {p.Length + req.Sampling.MaxTokens} tokens ({p.Length} in the prompt, {req.Sampling.MaxTokens} for the completion). Please reduce the prompt or max_tokens.",
@@ -143,10 +180,14 @@ public sealed class InferenceEngine : IInferenceEngine, IDisposable
     {
         try
         {
-            _runner = _factory.Create(_options, Model.MaxModelLen);
+            // A memory model's slots also hold the reference prefix and the memory region.
+            int slotTokens = Model.MaxModelLen + (_memoryFactory is not null ? Model.Memory!.SlotOverhead : 0);
+            _runner = _factory.Create(_options, slotTokens);
             if (_runner.VocabSize != Model.VocabSize)
                 throw new InvalidOperationException($"the runner's vocabulary ({_runner.VocabSize}) differs from the model's ({Model.VocabSize})");
-            _scheduler = new Scheduler(_options, _runner.NumSlots, _runner.MaxTokensPerSlot);
+            _memory = _memoryFactory?.Invoke(_runner);
+            Func<IReadOnlyList<int>, string>? decode = _tokenizer is { } tok ? ids => tok.Decode(ids.ToArray(), skipSpecialTokens: true) : null;
+            _scheduler = new Scheduler(_options, _runner.NumSlots, _runner.MaxTokensPerSlot, decode, () => _wake.Set());
         }
         catch (Exception e)
         {
@@ -165,8 +206,11 @@ public sealed class InferenceEngine : IInferenceEngine, IDisposable
         {
             DrainControl(sched);
             Publish(sched);
+            // One work item (e.g. an ingestion batch) between steps, so that neither starves the other.
+            if (_work.TryDequeue(out var item)) RunWork(item);
             if (!sched.HasWork)
             {
+                if (!_work.IsEmpty) continue;
                 _wake.WaitOne(1000);
                 continue;
             }
@@ -181,8 +225,16 @@ public sealed class InferenceEngine : IInferenceEngine, IDisposable
         }
         sched.FailAll("the server is shutting down");
         DrainOnStop("the server is shutting down");
+        while (_work.TryDequeue(out var left)) RunWork(left);
         Publish(sched);
+        (_memory as IDisposable)?.Dispose();
         _runner.Dispose();
+    }
+
+    private void RunWork(Action<IModelRunner> item)
+    {
+        try { item(_runner!); }
+        catch (Exception e) { try { StepFailed?.Invoke(e); } catch { /* a listener must not stop the loop */ } }
     }
 
     private void DrainControl(Scheduler sched)
@@ -198,6 +250,14 @@ public sealed class InferenceEngine : IInferenceEngine, IDisposable
                     var p = st.Request.Sampling;
                     if (p.Seed is ulong seed && i > 0) p = p with { Seed = unchecked(seed + (ulong)i) };
                     seqs[i] = new Sequence(st.Id, i, st.Request.PromptTokens, p, Model.VocabSize, p.MaxTokens, _tokenizer, _eos, st);
+                    if (ReadsMemory(st.Request.Memory) && _memory is { } source)
+                    {
+                        var mi = Model.Memory!;
+                        var mo = st.Request.Memory;
+                        var layout = new MemoryLayout(mi.Prefix, mo?.MemoriesPerChunk ?? mi.MemoriesPerChunk, mi.TokensPerHead,
+                            mo?.RetrievalInterval ?? mi.RetrievalInterval, mi.ReferenceMaxTokens);
+                        seqs[i].Memory = new SequenceMemory(layout, source, mo?.Namespaces);
+                    }
                 }
                 st.Sequences = seqs;
                 foreach (var s in seqs) sched.Add(s);
@@ -219,6 +279,20 @@ public sealed class InferenceEngine : IInferenceEngine, IDisposable
 
     private void Step(Scheduler sched, SchedulerDecision decision)
     {
+        // Memories that arrived go into their slots before the forward that reads them. A failed copy leaves the
+        // region masked (the sequence reads no memory in that window) rather than failing the request.
+        foreach (var w in decision.MemoryWrites)
+        {
+            if (w.Sequence.IsFinished || w.Sequence.Slot != w.Slot) continue;
+            try { _runner!.WriteMemories(w.Slot, w.MemoryStart, w.Memories); EngineMetrics.MemoryRefreshes.Add(1); }
+            catch (Exception e)
+            {
+                if (w.Sequence.Memory is { } m) { m.MemoryValid = 0; m.Failures++; }
+                EngineMetrics.RetrievalFailures.Add(1);
+                try { StepFailed?.Invoke(e); } catch { /* a listener must not stop the loop */ }
+            }
+        }
+        if (decision.Items.Count == 0) return;
         long t0 = Stopwatch.GetTimestamp();
         int tokens = decision.TotalTokens, prefill = 0;
         for (int i = 0; i < decision.Items.Count; i++) if (decision.Items[i].IsPrefill) prefill++;

@@ -13,6 +13,8 @@ public interface IModelRunner : IDisposable
     int NumSlots { get; }
     int MaxTokensPerSlot { get; }
     StepOutput Step(StepBatch batch);
+    /// <summary>Copies memories into a slot's memory region (cache indices <paramref name="memoryStart"/>..), before a step reads them.</summary>
+    void WriteMemories(int slot, int memoryStart, IReadOnlyList<Memory.DecodedMemory> memories);
 }
 
 /// <summary>Creates the runner on the engine thread (tensors belong to the thread that steps them).</summary>
@@ -30,6 +32,9 @@ public sealed class CausalLMRunner(CausalLM model, KvCachePool pool) : IModelRun
     public CausalLM Model => model;
 
     public StepOutput Step(StepBatch batch) => new(model.Forward(batch, pool));
+
+    public void WriteMemories(int slot, int memoryStart, IReadOnlyList<Memory.DecodedMemory> memories) =>
+        model.WriteMemories(pool, slot, memoryStart, memories.Select(m => (m.Keys, m.Values)).ToList());
 
     public void Dispose()
     {

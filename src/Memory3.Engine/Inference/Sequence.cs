@@ -61,6 +61,10 @@ public sealed class Sequence
     public bool IsFinished { get; private set; }
     public bool InPrefill => NumComputed < _prompt.Length;
     public IReadOnlyList<int> Generated => _generated;
+    /// <summary>Explicit memory; null: the plain layout (context from cache index 0 at position 0).</summary>
+    public SequenceMemory? Memory { get; internal set; }
+    /// <summary>KV entries the sequence's slot must hold for its whole life.</summary>
+    public int SlotTokensNeeded => (Memory?.Layout.ContextCacheStart ?? 0) + PromptLength + MaxNewTokens - 1;
 
     public int TokenAt(int i) => i < _prompt.Length ? _prompt[i] : _generated[i - _prompt.Length];
 
@@ -69,7 +73,13 @@ public sealed class Sequence
     {
         for (int v = _tokenizerVocab; v < logits.Length; v++) logits[v] = float.NegativeInfinity;
         var r = _sampler.Sample(logits, _prompt, CollectionsMarshal.AsSpan(_generated));
+        if (Memory is { Windows.Count: > 0 } mem)
+        {
+            // The first decoded chunk inherits the last prompt chunk's memories.
+            if (_generated.Count == 0) { var last = mem.Windows[^1]; mem.Windows.Add(new MemoryWindow("decode", 0, 0, last.Query, last.Citations)); }
+        }
         _generated.Add(r.TokenId);
+        if (Memory is { Windows.Count: > 0 } m2) m2.Windows[^1].End = _generated.Count;
         FinishReason? finish = null;
         string text;
         if (_stopIds.Contains(r.TokenId))
@@ -89,7 +99,7 @@ public sealed class Sequence
             }
         }
         if (finish is not null) IsFinished = true;
-        Observer.OnEvent(this, new TokenEvent(Index, r.TokenId, text, r.Logprob, r.TopLogprobs, finish));
+        Observer.OnEvent(this, new TokenEvent(Index, r.TokenId, text, r.Logprob, r.TopLogprobs, finish, null, finish is not null ? Memory?.Report() : null));
         return IsFinished;
     }
 

@@ -37,6 +37,8 @@ public static class EngineMetrics
     public static readonly Counter<long> PromptTokens = EngineTelemetry.Meter.CreateCounter<long>("memory3.tokens.prompt", "{token}", "Prompt tokens prefilled");
     public static readonly Counter<long> GeneratedTokens = EngineTelemetry.Meter.CreateCounter<long>("memory3.tokens.generated", "{token}", "Tokens generated");
     public static readonly Counter<long> RequestsFinished = EngineTelemetry.Meter.CreateCounter<long>("memory3.requests.finished", "{request}", "Requests finished, by reason");
+    public static readonly Counter<long> RetrievalFailures = EngineTelemetry.Meter.CreateCounter<long>("memory3.memory.retrieval_failures", "{retrieval}", "Memory retrievals that failed (the window read no memory)");
+    public static readonly Counter<long> MemoryRefreshes = EngineTelemetry.Meter.CreateCounter<long>("memory3.memory.refreshes", "{retrieval}", "Memory retrievals attached to sequences");
     public static readonly Counter<long> StepFailures = EngineTelemetry.Meter.CreateCounter<long>("memory3.step.failures", "{step}", "Engine steps that threw");
 
     private static readonly ConcurrentDictionary<object, Func<(int Running, int Waiting, int FreeSlots)>> s_engines = new();

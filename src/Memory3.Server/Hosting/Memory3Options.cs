@@ -12,6 +12,8 @@ public sealed class Memory3Options
     public ModelSettings Model { get; set; } = new();
     public EngineOptions Engine { get; set; } = new();
     public RedisSettings Redis { get; set; } = new();
+    /// <summary>The explicit-memory bank; <c>Path</c> null: no bank (memory is off and /v1/memories answers 404).</summary>
+    public BankSettings Bank { get; set; } = new();
     /// <summary>Bearer keys; none: the server serves everyone (and says so at start).</summary>
     public List<ApiKeySettings> ApiKeys { get; set; } = [];
     public TelemetrySettings Telemetry { get; set; } = new();
@@ -32,8 +34,24 @@ public sealed class ModelSettings
 
 public sealed class RedisSettings
 {
-    /// <summary>StackExchange.Redis connection string for the memory hot tier (not used yet).</summary>
+    /// <summary>StackExchange.Redis connection string for the memory hot tier (used when <c>Memory3:Bank:Redis</c> is not set).</summary>
     public string? ConnectionString { get; set; }
+}
+
+public sealed class BankSettings
+{
+    /// <summary>The bank directory (created when missing); relative paths resolve from the repository root. Null: no bank.</summary>
+    public string? Path { get; set; }
+    /// <summary>StackExchange.Redis connection string for the bank's hot tier; null: <c>Memory3:Redis:ConnectionString</c>, or no Redis tier.</summary>
+    public string? Redis { get; set; }
+    /// <summary>Bound of the in-process tier of dequantized memories, in bytes; 0 turns it off.</summary>
+    public long ProcessCacheBytes { get; set; } = 512L << 20;
+    /// <summary>Retrieval embedder: <c>minilm</c> (all-MiniLM-L6-v2, the default) or <c>hashing</c> (a bag-of-words stand-in for tests).</summary>
+    public string Embedder { get; set; } = "minilm";
+    /// <summary>Most memories a request may ask for per chunk (memory.memories_per_chunk); 0: the model's memories_per_chunk. KV slots reserve room for them.</summary>
+    public int MaxMemoriesPerChunk { get; set; }
+    /// <summary>References encoded per engine work item while ingesting (smaller: generation waits less).</summary>
+    public int IngestBatchReferences { get; set; } = 16;
 }
 
 public sealed class ApiKeySettings
@@ -92,6 +110,11 @@ public sealed class Memory3OptionsValidator(IHostEnvironment env) : IValidateOpt
             errors.Add($"{P}:Telemetry:OtlpEndpoint must be an absolute URI (got '{o.Telemetry.OtlpEndpoint}')");
         if (o.Telemetry.OtlpProtocol is not ("grpc" or "http/protobuf"))
             errors.Add($"{P}:Telemetry:OtlpProtocol must be grpc or http/protobuf (got '{o.Telemetry.OtlpProtocol}')");
+        if (o.Bank.Path is { } bp && string.IsNullOrWhiteSpace(bp)) errors.Add($"{P}:Bank:Path must name a directory or be null");
+        if (o.Bank.ProcessCacheBytes < 0) errors.Add($"{P}:Bank:ProcessCacheBytes must be 0 (off) or positive (got {o.Bank.ProcessCacheBytes})");
+        if (o.Bank.Embedder is not ("minilm" or "hashing")) errors.Add($"{P}:Bank:Embedder must be minilm or hashing (got '{o.Bank.Embedder}')");
+        if (o.Bank.MaxMemoriesPerChunk < 0) errors.Add($"{P}:Bank:MaxMemoriesPerChunk must be 0 (the model's) or positive (got {o.Bank.MaxMemoriesPerChunk})");
+        if (o.Bank.IngestBatchReferences < 1) errors.Add($"{P}:Bank:IngestBatchReferences must be at least 1 (got {o.Bank.IngestBatchReferences})");
         if (o.Limits.MaxRequestBodyBytes < 1024) errors.Add($"{P}:Limits:MaxRequestBodyBytes must be at least 1024 (got {o.Limits.MaxRequestBodyBytes})");
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
     }

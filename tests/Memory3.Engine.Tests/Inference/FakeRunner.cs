@@ -35,6 +35,14 @@ public sealed class FakeRunner(int vocab = 512, int slots = 4, int maxTokensPerS
         return new StepOutput(logits);
     }
 
+    /// <summary>Every WriteMemories call: slot, memory start and the memories' ids.</summary>
+    public List<(int Slot, int MemoryStart, string[] Ids)> MemoryWrites { get; } = [];
+
+    public void WriteMemories(int slot, int memoryStart, IReadOnlyList<Memory3.Engine.Memory.DecodedMemory> memories)
+    {
+        lock (MemoryWrites) MemoryWrites.Add((slot, memoryStart, memories.Select(m => m.Id).ToArray()));
+    }
+
     public IModelRunner Create(EngineOptions options, int maxModelLen) => this;
     public void Dispose() { }
 }

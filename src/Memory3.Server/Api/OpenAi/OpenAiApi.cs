@@ -15,6 +15,7 @@ public static class OpenAiApi
         builder.Services.ConfigureHttpJsonOptions(o => OpenAiJson.Apply(o.SerializerOptions));
         builder.Services.AddProblemDetails();
         builder.Services.AddApiDocs();
+        builder.Services.AddSingleton<Memory3.Server.Api.Memory.IngestJobs>();
         return builder;
     }
 
@@ -29,7 +30,7 @@ public static class OpenAiApi
         v1.MapChat();
         v1.MapCompletions();
         v1.MapModels();
-        // POST /v1/embeddings (the retriever's embedder) and /v1/memories join here with the explicit-memory work.
+        Memory3.Server.Api.Memory.MemoryEndpoints.MapMemories(v1);
         app.MapTokenize(keys);
         app.MapSystem();
         app.MapPrometheusScrapingEndpoint("/metrics");

@@ -43,8 +43,8 @@ public abstract class SamplingRequest
     public List<int>? StopTokenIds { get; set; }
     /// <summary>vLLM: keep generating past the end-of-sequence token.</summary>
     public bool? IgnoreEos { get; set; }
-    // The explicit-memory extension (a `memory` object: enabled, namespaces, memories_per_chunk, retrieval_interval)
-    // will be added here.
+    /// <summary>Memory3: explicit memory (enabled, namespaces, memories_per_chunk, retrieval_interval).</summary>
+    public Memory3.Server.Api.Memory.MemoryRequestOptions? Memory { get; set; }
 }
 
 public sealed class StreamOptions

@@ -24,7 +24,7 @@ public static class ChatEndpoints
         HttpContext http, ModelHost host, IInferenceEngine engine, IOptions<Memory3Options> options)
     {
         var body = await OpenAiJson.ReadBodyAsync<ChatCompletionRequest>(http.Request, options.Value.Limits.MaxRequestBodyBytes);
-        var req = ChatMapping.ToEngineRequest(body, host);
+        var req = ChatMapping.ToEngineRequest(body, host) with { Memory = Memory.MemoryMapping.ToEngine(body.Memory, host, http) };
         var events = engine.GenerateAsync(req, http.RequestAborted);
         if (body.Stream == true)
         {

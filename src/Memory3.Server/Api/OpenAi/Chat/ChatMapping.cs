@@ -85,11 +85,13 @@ public static class ChatMapping
         var finish = new string?[n];
         var lps = new List<ChatTokenLogprob>?[n];
         int completion = 0;
+        var memory = new Memory.MemoryMapping.Collector();
         for (int i = 0; i < n; i++) { texts[i] = new StringBuilder(); if (req.Sampling.Logprobs is not null) lps[i] = []; }
         await foreach (var e in events.WithCancellation(ct))
         {
             if (e.IsError) throw SamplingMapping.StepFailure(e.Error!);
             completion++;
+            memory.Add(e);
             texts[e.Index].Append(e.Text);
             lps[e.Index]?.Add(Logprob(e, host));
             if (e.Finish is not null) finish[e.Index] = SamplingMapping.FinishReasonText(e.Finish);
@@ -98,7 +100,8 @@ public static class ChatMapping
         for (int i = 0; i < n; i++)
             choices.Add(new ChatChoice(i, new ChatResponseMessage("assistant", texts[i].ToString()), lps[i] is { } l ? new ChatLogprobs(l) : null, finish[i] ?? "stop"));
         int p = req.PromptTokens.Length;
-        return new ChatCompletionResponse(SamplingMapping.NewId("chatcmpl-"), "chat.completion", SamplingMapping.UnixNow(), host.Id, choices, new Usage(p, completion, p + completion));
+        return new ChatCompletionResponse(SamplingMapping.NewId("chatcmpl-"), "chat.completion", SamplingMapping.UnixNow(), host.Id, choices, new Usage(p, completion, p + completion))
+        { Memory = memory.Block() };
     }
 
     /// <summary>Streams chunks: a role delta per choice, content deltas, the finish reason, optionally usage, then [DONE].</summary>
@@ -109,6 +112,7 @@ public static class ChatMapping
         string id = SamplingMapping.NewId("chatcmpl-");
         long created = SamplingMapping.UnixNow();
         int completion = 0;
+        var memory = new Memory.MemoryMapping.Collector();
         await Sse.StartAsync(res);
         for (int i = 0; i < req.N; i++)
             await Sse.WriteAsync(res, new ChatCompletionChunk(id, "chat.completion.chunk", created, host.Id, [new ChatChunkChoice(i, new ChatDelta("assistant", ""), null, null)]), ct);
@@ -120,16 +124,18 @@ public static class ChatMapping
                 return;
             }
             completion++;
+            memory.Add(e);
             var lp = req.Sampling.Logprobs is not null ? new ChatLogprobs([Logprob(e, host)]) : null;
             if (e.Text.Length == 0 && e.Finish is null && lp is null) continue;
             var finish = e.Finish is null ? null : SamplingMapping.FinishReasonText(e.Finish);
             await Sse.WriteAsync(res, new ChatCompletionChunk(id, "chat.completion.chunk", created, host.Id,
                 [new ChatChunkChoice(e.Index, new ChatDelta(Content: e.Text), lp, finish)]), ct);
         }
-        if (includeUsage)
+        if (includeUsage || memory.Any)
         {
             int p = req.PromptTokens.Length;
-            await Sse.WriteAsync(res, new ChatCompletionChunk(id, "chat.completion.chunk", created, host.Id, [], new Usage(p, completion, p + completion)), ct);
+            await Sse.WriteAsync(res, new ChatCompletionChunk(id, "chat.completion.chunk", created, host.Id, [], includeUsage ? new Usage(p, completion, p + completion) : null)
+                { Memory = memory.Block() }, ct);
         }
         await Sse.DoneAsync(res, ct);
     }

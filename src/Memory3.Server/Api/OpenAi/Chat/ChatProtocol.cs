@@ -24,7 +24,11 @@ public sealed class ChatMessage
     public string? Name { get; set; }
 }
 
-public sealed record ChatCompletionResponse(string Id, string Object, long Created, string Model, List<ChatChoice> Choices, Usage Usage);
+public sealed record ChatCompletionResponse(string Id, string Object, long Created, string Model, List<ChatChoice> Choices, Usage Usage)
+{
+    /// <summary>Memory3: the references each window read (present when the request read memory).</summary>
+    public Memory3.Server.Api.Memory.MemoryBlock? Memory { get; init; }
+}
 
 public sealed record ChatChoice(
     int Index,
@@ -40,7 +44,11 @@ public sealed record ChatTokenLogprob(string Token, float Logprob, List<int> Byt
 
 public sealed record ChatTopLogprob(string Token, float Logprob, List<int> Bytes);
 
-public sealed record ChatCompletionChunk(string Id, string Object, long Created, string Model, List<ChatChunkChoice> Choices, Usage? Usage = null);
+public sealed record ChatCompletionChunk(string Id, string Object, long Created, string Model, List<ChatChunkChoice> Choices, Usage? Usage = null)
+{
+    /// <summary>Memory3: on the last chunk (empty choices, before [DONE]) when the request read memory.</summary>
+    public Memory3.Server.Api.Memory.MemoryBlock? Memory { get; init; }
+}
 
 public sealed record ChatChunkChoice(
     int Index,

@@ -24,7 +24,7 @@ public static class CompletionsEndpoints
         HttpContext http, ModelHost host, IInferenceEngine engine, IOptions<Memory3Options> options)
     {
         var body = await OpenAiJson.ReadBodyAsync<CompletionRequest>(http.Request, options.Value.Limits.MaxRequestBodyBytes);
-        var req = CompletionsMapping.ToEngineRequest(body, host, out var promptText);
+        var req = CompletionsMapping.ToEngineRequest(body, host, out var promptText) with { Memory = Memory.MemoryMapping.ToEngine(body.Memory, host, http) };
         var events = engine.GenerateAsync(req, http.RequestAborted);
         bool echo = body.Echo == true;
         if (body.Stream == true)

@@ -73,11 +73,13 @@ public static class CompletionsMapping
         var lps = new LogprobsBuilder?[n];
         int completion = 0;
         string prefix = echo ? promptText : "";
+        var memory = new Memory.MemoryMapping.Collector();
         for (int i = 0; i < n; i++) { texts[i] = new StringBuilder(prefix); if (req.Sampling.Logprobs is not null) lps[i] = new LogprobsBuilder(host, 0); }
         await foreach (var e in events.WithCancellation(ct))
         {
             if (e.IsError) throw SamplingMapping.StepFailure(e.Error!);
             completion++;
+            memory.Add(e);
             lps[e.Index]?.Add(e, texts[e.Index].Length);
             texts[e.Index].Append(e.Text);
             if (e.Finish is not null) finish[e.Index] = SamplingMapping.FinishReasonText(e.Finish);
@@ -85,7 +87,8 @@ public static class CompletionsMapping
         var choices = new List<CompletionChoice>(n);
         for (int i = 0; i < n; i++) choices.Add(new CompletionChoice(i, texts[i].ToString(), lps[i]?.Value, finish[i] ?? "stop"));
         int p = req.PromptTokens.Length;
-        return new CompletionResponse(SamplingMapping.NewId("cmpl-"), "text_completion", SamplingMapping.UnixNow(), host.Id, choices, new Usage(p, completion, p + completion));
+        return new CompletionResponse(SamplingMapping.NewId("cmpl-"), "text_completion", SamplingMapping.UnixNow(), host.Id, choices, new Usage(p, completion, p + completion))
+        { Memory = memory.Block() };
     }
 
     public static async Task StreamAsync(HttpContext http, IAsyncEnumerable<TokenEvent> events, EngineRequest req, bool echo, string promptText, bool includeUsage, ModelHost host)
@@ -96,6 +99,7 @@ public static class CompletionsMapping
         long created = SamplingMapping.UnixNow();
         int completion = 0;
         var offsets = new int[req.N];
+        var memory = new Memory.MemoryMapping.Collector();
         await Sse.StartAsync(res);
         if (echo)
             for (int i = 0; i < req.N; i++)
@@ -111,6 +115,7 @@ public static class CompletionsMapping
                 return;
             }
             completion++;
+            memory.Add(e);
             CompletionLogprobs? lp = null;
             if (req.Sampling.Logprobs is not null)
             {
@@ -123,10 +128,11 @@ public static class CompletionsMapping
             var finish = e.Finish is null ? null : SamplingMapping.FinishReasonText(e.Finish);
             await Sse.WriteAsync(res, new CompletionResponse(id, "text_completion", created, host.Id, [new CompletionChoice(e.Index, e.Text, lp, finish)], null), ct);
         }
-        if (includeUsage)
+        if (includeUsage || memory.Any)
         {
             int p = req.PromptTokens.Length;
-            await Sse.WriteAsync(res, new CompletionResponse(id, "text_completion", created, host.Id, [], new Usage(p, completion, p + completion)), ct);
+            await Sse.WriteAsync(res, new CompletionResponse(id, "text_completion", created, host.Id, [], includeUsage ? new Usage(p, completion, p + completion) : null)
+                { Memory = memory.Block() }, ct);
         }
         await Sse.DoneAsync(res, ct);
     }

@@ -16,7 +16,11 @@ public sealed class CompletionRequest : SamplingRequest
     public string? Suffix { get; set; }
 }
 
-public sealed record CompletionResponse(string Id, string Object, long Created, string Model, List<CompletionChoice> Choices, Usage? Usage);
+public sealed record CompletionResponse(string Id, string Object, long Created, string Model, List<CompletionChoice> Choices, Usage? Usage)
+{
+    /// <summary>Memory3: the references each window read (present when the request read memory; streamed on the last chunk).</summary>
+    public Memory3.Server.Api.Memory.MemoryBlock? Memory { get; init; }
+}
 
 public sealed record CompletionChoice(
     int Index,
