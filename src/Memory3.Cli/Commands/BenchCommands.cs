@@ -11,7 +11,7 @@ namespace Memory3.Cli.Commands;
 
 public class BenchSettings : ModelSettings
 {
-    [CommandOption("--kernel-rows <N>"), Description("Linear layers with at most N rows use the bf16 SIMD kernel (0: always libtorch); default 4")]
+    [CommandOption("--kernel-rows <N>"), Description("Linear layers with at most N rows use the bf16 SIMD kernel (0: always libtorch); default 8")]
     public int? KernelRows { get; init; }
 
     internal void Apply()
@@ -50,8 +50,8 @@ public sealed class BenchDecodeCommand : Command<BenchDecodeCommand.Settings>
         var batches = s.Batch.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
             .Select(b => int.TryParse(b, out var v) && v > 0 ? v : throw new ArgumentException($"--batch '{b}' is not a positive integer")).ToArray();
         s.Apply();
+        double bw = HardwareProbe.MeasureReadBandwidthGBs();   // before the model's 1 GB is resident and libtorch's threads exist
         using var model = CausalLM.Load(s.Model!, s.Options);
-        double bw = HardwareProbe.MeasureReadBandwidthGBs();
         var results = batches.Select(b => ModelBench.Decode(model, b, s.PromptTokens, s.Steps, bw)).ToList();
         var t = new Table().AddColumns("batch", "ms/step", "tok/s", "floor tok/s", "% of floor", "linear path");
         foreach (var r in results)
@@ -74,8 +74,8 @@ public sealed class BenchPrefillCommand : Command<BenchPrefillCommand.Settings>
 
     public override int Execute(CommandContext context, Settings s, CancellationToken cancellationToken)
     {
-        using var model = CausalLM.Load(s.Model!, s.Options);
         double peak = HardwareProbe.MeasureBf16GemmGflops();
+        using var model = CausalLM.Load(s.Model!, s.Options);
         var r = ModelBench.Prefill(model, s.PromptTokens, s.Chunk > 0 ? s.Chunk : s.PromptTokens, gemmPeakGflops: peak);
         var t = new Table().AddColumns("prompt", "chunk", "seconds", "tok/s", "GFLOP/s (2·params·tokens)", "GFLOP/s (matmuls run)", "bf16 GEMM peak", "% of peak");
         t.AddRow($"{r.PromptTokens}", $"{r.ChunkTokens}", $"{r.SecondsMedian:F2}", $"{r.TokensPerSecond:F1}", $"{r.GflopsByParameters:F0}", $"{r.GflopsByMatmuls:F0}", $"{r.Bf16GemmPeakGflops:F0}", $"{r.PercentOfPeakByParameters:F0}% / {r.PercentOfPeakByMatmuls:F0}%");

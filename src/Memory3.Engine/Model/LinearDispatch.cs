@@ -11,7 +11,7 @@ namespace Memory3.Engine.Model;
 public static class LinearDispatch
 {
     /// <summary>Row count up to which the bandwidth-bound kernel is used (0 disables it).</summary>
-    public static int SmallRowThreshold { get; set; } = 4;
+    public static int SmallRowThreshold { get; set; } = 8;
 
     public static bool UsesKernel(long rows, Tensor weight, Tensor x) =>
         rows <= SmallRowThreshold && weight.dtype == ScalarType.BFloat16 && weight.device_type == DeviceType.CPU &&
