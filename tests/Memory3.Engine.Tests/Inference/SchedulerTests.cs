@@ -199,12 +199,12 @@ public class SchedulerTests
         for (int i = 0; i < prompts.Length; i++) Assert.Equal(alone[i], together[i]);
 
         using var cts = new CancellationTokenSource();
-        await using (var e = engine.GenerateAsync(new EngineRequest { PromptTokens = [1, 2], Sampling = SamplingParams.Greedy with { MaxTokens = 200 } }, cts.Token).GetAsyncEnumerator())
+        await using (var e = engine.GenerateAsync(new EngineRequest { PromptTokens = [1, 2], Sampling = SamplingParams.Greedy with { MaxTokens = 400 } }, cts.Token).GetAsyncEnumerator())
         {
             Assert.True(await e.MoveNextAsync());
             cts.Cancel();
         }
-        for (int i = 0; i < 200 && engine.GetStats() is var s && (s.Running > 0 || s.FreeSlots != s.TotalSlots); i++) await Task.Delay(10);
+        for (int i = 0; i < 1000 && engine.GetStats() is var s && (s.Running > 0 || s.FreeSlots != s.TotalSlots); i++) await Task.Delay(10);
         var st = engine.GetStats();
         Assert.Equal(0, st.Running);
         Assert.Equal(st.TotalSlots, st.FreeSlots);
