@@ -199,7 +199,7 @@ public class SchedulerTests
         for (int i = 0; i < prompts.Length; i++) Assert.Equal(alone[i], together[i]);
 
         using var cts = new CancellationTokenSource();
-        await using (var e = engine.GenerateAsync(new EngineRequest { PromptTokens = [1, 2], Sampling = SamplingParams.Greedy with { MaxTokens = 400 } }, cts.Token).GetAsyncEnumerator())
+        await using (var e = engine.GenerateAsync(new EngineRequest { PromptTokens = [1, 2], Sampling = SamplingParams.Greedy with { MaxTokens = 250 } }, cts.Token).GetAsyncEnumerator())
         {
             Assert.True(await e.MoveNextAsync());
             cts.Cancel();
