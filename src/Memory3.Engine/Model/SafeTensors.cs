@@ -192,9 +192,11 @@ public sealed class SafeTensorsCheckpoint : IDisposable
 /// <summary>bfloat16 bit conversions (.NET 10 has no BFloat16 type).</summary>
 public static class BFloat16
 {
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     public static float ToFloat(ushort bits) => BitConverter.Int32BitsToSingle(bits << 16);
 
-    /// <summary>Round to nearest even; NaN stays NaN.</summary>
+    /// <summary>Round to nearest even (as torch does); NaN stays a quiet NaN.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     public static ushort FromFloat(float f)
     {
         uint u = BitConverter.SingleToUInt32Bits(f);

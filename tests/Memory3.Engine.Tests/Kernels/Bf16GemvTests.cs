@@ -35,7 +35,7 @@ public unsafe class Bf16GemvTests
                 double expected = 0, magnitude = 0;
                 for (int k = 0; k < inF; k++)
                 {
-                    double p = (double)Bf16.ToFloat(w[n * inF + k]) * x[r * inF + k];
+                    double p = (double)Memory3.Engine.Model.BFloat16.ToFloat(w[n * inF + k]) * x[r * inF + k];
                     expected += p;
                     magnitude += Math.Abs(p);
                 }
@@ -64,14 +64,14 @@ public unsafe class Bf16GemvTests
                 double expected = 0, magnitude = 0;
                 for (int k = 0; k < inF; k++)
                 {
-                    double p = (double)Bf16.ToFloat(w[n * inF + k]) * Bf16.ToFloat(x[r * inF + k]);
+                    double p = (double)Memory3.Engine.Model.BFloat16.ToFloat(w[n * inF + k]) * Memory3.Engine.Model.BFloat16.ToFloat(x[r * inF + k]);
                     expected += p;
                     magnitude += Math.Abs(p);
                 }
-                if (bias is not null) { expected += Bf16.ToFloat(bias[n]); magnitude += Math.Abs(Bf16.ToFloat(bias[n])); }
+                if (bias is not null) { expected += Memory3.Engine.Model.BFloat16.ToFloat(bias[n]); magnitude += Math.Abs(Memory3.Engine.Model.BFloat16.ToFloat(bias[n])); }
                 // One bf16 rounding (half an ulp: 2^-8 relative) plus float32 accumulation error.
                 double tol = Math.Abs(expected) * (1.0 / 256) + 1e-5 * magnitude + 1e-6;
-                double got = Bf16.ToFloat(y[r * outF + n]);
+                double got = Memory3.Engine.Model.BFloat16.ToFloat(y[r * outF + n]);
                 Assert.True(Math.Abs(got - expected) <= tol, $"y[{r},{n}] = {got}, expected {expected} (tol {tol})");
             }
     }
@@ -86,13 +86,13 @@ public unsafe class Bf16GemvTests
         ushort[] bias = RandomBf16(rng, outF);
         var yF = new float[rows * outF];
         var yB = new ushort[rows * outF];
-        var biasF = bias.Select(Bf16.ToFloat).ToArray();
+        var biasF = bias.Select(Memory3.Engine.Model.BFloat16.ToFloat).ToArray();
         fixed (ushort* pw = w, pb = bias, pyb = yB) fixed (float* px = x, pyf = yF, pbf = biasF)
         {
             Bf16Gemv.Linear(pw, outF, inF, px, rows, pyf, pbf);
             Bf16Gemv.Linear(pw, outF, inF, px, rows, pyb, pb);
         }
-        for (int i = 0; i < yF.Length; i++) Assert.Equal(Bf16.FromFloat(yF[i]), yB[i]);
+        for (int i = 0; i < yF.Length; i++) Assert.Equal(Memory3.Engine.Model.BFloat16.FromFloat(yF[i]), yB[i]);
     }
 
     [Theory]
@@ -215,16 +215,16 @@ public unsafe class Bf16GemvTests
     [InlineData(float.NegativeInfinity, 0xFF80)]
     public void Bf16RoundingIsNearestEven(float value, int expectedBits)
     {
-        Assert.Equal((ushort)expectedBits, Bf16.FromFloat(value));
+        Assert.Equal((ushort)expectedBits, Memory3.Engine.Model.BFloat16.FromFloat(value));
     }
 
     [Fact]
     public void Bf16RoundingKeepsNaN()
     {
-        Assert.True(float.IsNaN(Bf16.ToFloat(Bf16.FromFloat(float.NaN))));
+        Assert.True(float.IsNaN(Memory3.Engine.Model.BFloat16.ToFloat(Memory3.Engine.Model.BFloat16.FromFloat(float.NaN))));
         // A NaN whose payload is only in the low 16 bits must not become infinity.
         float lowPayloadNaN = BitConverter.UInt32BitsToSingle(0x7F80_0001);
-        Assert.True(float.IsNaN(Bf16.ToFloat(Bf16.FromFloat(lowPayloadNaN))));
+        Assert.True(float.IsNaN(Memory3.Engine.Model.BFloat16.ToFloat(Memory3.Engine.Model.BFloat16.FromFloat(lowPayloadNaN))));
     }
 
     [Fact]
@@ -260,7 +260,7 @@ public unsafe class Bf16GemvTests
     private static ushort[] RandomBf16(Random rng, int n)
     {
         var a = new ushort[n];
-        for (int i = 0; i < n; i++) a[i] = Bf16.FromFloat((float)(rng.NextDouble() * 2 - 1));
+        for (int i = 0; i < n; i++) a[i] = Memory3.Engine.Model.BFloat16.FromFloat((float)(rng.NextDouble() * 2 - 1));
         return a;
     }
 

@@ -228,7 +228,7 @@ public static unsafe partial class Bf16Gemv
         {
             int nn = n + w;
             float b = 0f;
-            if (job->Bias != null) b = job->BiasBf16 ? Bf16.ToFloat(((ushort*)job->Bias)[nn]) : ((float*)job->Bias)[nn];
+            if (job->Bias != null) b = job->BiasBf16 ? BFloat16.ToFloat(((ushort*)job->Bias)[nn]) : ((float*)job->Bias)[nn];
             ushort* wt = job->W + (nint)nn * job->In + job->TailStart;
             for (int r = 0; r < g; r++)
             {
@@ -236,11 +236,11 @@ public static unsafe partial class Bf16Gemv
                 if (tailLen != 0)
                 {
                     float* xt = job->XTail + (nint)(r0 + r) * tailLen;
-                    for (int k = 0; k < tailLen; k++) s = MathF.FusedMultiplyAdd(Bf16.ToFloat(wt[k]), xt[k], s);
+                    for (int k = 0; k < tailLen; k++) s = MathF.FusedMultiplyAdd(BFloat16.ToFloat(wt[k]), xt[k], s);
                 }
                 s += b;
                 nint at = (nint)(r0 + r) * outF + nn;
-                if (job->YBf16) ((ushort*)job->Y)[at] = Bf16.FromFloat(s);
+                if (job->YBf16) ((ushort*)job->Y)[at] = BFloat16.FromFloat(s);
                 else ((float*)job->Y)[at] = s;
             }
         }
@@ -264,7 +264,7 @@ public static unsafe partial class Bf16Gemv
                     (v << 16).AsSingle().Store(dst);
                     (v & hiMask).AsSingle().Store(dst + 16);
                 }
-                for (int k = 0; k < tailLen; k++) xTail[(nint)r * tailLen + k] = Bf16.ToFloat(src[tailStart + k]);
+                for (int k = 0; k < tailLen; k++) xTail[(nint)r * tailLen + k] = BFloat16.ToFloat(src[tailStart + k]);
             }
         }
         else
