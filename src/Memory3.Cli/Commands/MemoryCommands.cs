@@ -57,11 +57,6 @@ public sealed class IngestCommand : Command<IngestCommand.Settings>
             .Start(ctx =>
             {
                 var task = ctx.AddTask("ingesting", maxValue: Math.Max(1, docs.Count));
-                var progress = new Progress<IngestProgress>(p =>
-                {
-                    task.Value = p.Documents + p.Failed;
-                    task.Description = $"{p.References} references, {p.ReferencesPerSecond:F1} refs/s, {p.Skipped} skipped";
-                });
                 result = bank.Ingest(docs, s.Namespace, new SyncProgress<IngestProgress>(p => { task.Value = p.Documents + p.Failed; task.Description = $"{p.References} references, {p.ReferencesPerSecond:F1} refs/s, {p.Skipped} skipped"; }), cancellationToken);
                 task.Value = task.MaxValue;
             });

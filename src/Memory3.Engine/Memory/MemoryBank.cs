@@ -148,7 +148,7 @@ public sealed class MemoryBank : IMemorySource, IDisposable
     {
         if (string.IsNullOrWhiteSpace(ns)) throw new ArgumentException("the namespace is empty");
         var sw = Stopwatch.StartNew();
-        var chunker = new ReferenceChunker(_tokenizer, _shape is { } ? _model.Config.Memory!.ReferenceMaxTokens : 128);
+        var chunker = new ReferenceChunker(_tokenizer, _model.Config.Memory!.ReferenceMaxTokens);
         var errors = new List<(string, string)>();
         int docs = 0, refs = 0, skipped = 0;
         var pending = new List<(string Id, string Text, int[] Tokens)>();

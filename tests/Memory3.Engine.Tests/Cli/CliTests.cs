@@ -84,4 +84,36 @@ public class CliTests
             Assert.DoesNotContain("   at ", r.Err);
         }
     }
+
+    [Fact]
+    public void IngestSearchGenerateWithMemoryAndBankStats()
+    {
+        using var tmp = new TempDir();
+        var model = Path.Combine(tmp.Path, "tiny");
+        var bank = Path.Combine(tmp.Path, "bank");
+        var docs = tmp.Sub("docs");
+        File.WriteAllText(Path.Combine(docs, "facts.md"), "The Zorblax bridge in Quenton was built in 1987 by Ada Merrin.\n\nCats sleep sixteen hours a day.");
+        File.WriteAllText(Path.Combine(docs, "empty.txt"), "");
+        Assert.Equal(0, Memory3("init-random", "--preset", "tiny", "--out", model).Code);
+
+        var ingest = Memory3("ingest", "--model", model, "--bank", bank, "--namespace", "world", docs);
+        Assert.Equal(0, ingest.Code);
+        Assert.Contains("empty.txt: empty file", ingest.Err);
+        Assert.Contains("into 'world'", ingest.Out);
+        var again = Memory3("ingest", "--model", model, "--bank", bank, "--namespace", "world", docs);
+        Assert.Contains("Ingested 0 references", again.Out);
+
+        var search = Memory3("search", "--model", model, "--bank", bank, "Zorblax bridge 1987");
+        Assert.Equal(0, search.Code);
+        Assert.Contains("Zorblax", search.Out);
+
+        var gen = Memory3("generate", "--model", model, "--bank", bank, "--prompt", "Tell me about the Zorblax bridge", "--max-tokens", "8", "--temperature", "0");
+        Assert.Equal(0, gen.Code);
+        Assert.Contains("References attached to each window:", gen.Out);
+        Assert.Contains("prompt tokens 0..", gen.Out);
+
+        var stats = Memory3("bank", "stats", "--model", model, "--bank", bank);
+        Assert.Equal(0, stats.Code);
+        Assert.Contains("bf16", stats.Out);
+    }
 }
