@@ -65,14 +65,14 @@ public sealed class BenchServeCommand : Command<BenchServeCommand.Settings>
         }
         var ratios = ServeBench.RatiosToLevelOne(results);
 
-        var t = new Table().AddColumns("concurrency", "requests", "errors", "out tok/s", "× level 1", "req/s", "TTFT p50 ms", "TTFT p99 ms", "ITL p50 ms", "ITL p99 ms", "E2E p50 ms", "prompt tok");
+        var t = new Table().AddColumns("conc", "reqs", "err", "tok/s", "÷ c=1", "TTFT p50", "TTFT p99", "ITL p50", "ITL p99", "E2E p50", "prompt");
         for (int i = 0; i < results.Count; i++)
         {
             var r = results[i];
-            t.AddRow($"{r.Concurrency}", $"{r.Requests}", $"{r.Errors}", $"{r.OutputTokensPerSecond:F1}", ratios[i] is { } x ? $"{x:F2}×" : "-", $"{r.RequestsPerSecond:F2}",
-                $"{r.TtftP50Ms:F1}", $"{r.TtftP99Ms:F1}", $"{r.ItlP50Ms:F2}", $"{r.ItlP99Ms:F2}", $"{r.E2eP50Ms:F0}", $"{r.MeanPromptTokens:F0}");
+            t.AddRow($"{r.Concurrency}", $"{r.Requests}", $"{r.Errors}", $"{r.OutputTokensPerSecond:F1}", ratios[i] is { } x ? $"{x:F2}×" : "-",
+                $"{r.TtftP50Ms:F0}", $"{r.TtftP99Ms:F0}", $"{r.ItlP50Ms:F1}", $"{r.ItlP99Ms:F1}", $"{r.E2eP50Ms:F0}", $"{r.MeanPromptTokens:F0}");
         }
-        AnsiConsole.MarkupLineInterpolated($"serve: {baseUri} streaming /v1/completions, {s.PromptTokens} prompt tokens (token ids), {s.MaxTokens} out (ignore_eos, temperature 0)");
+        AnsiConsole.MarkupLineInterpolated($"serve: {baseUri} streaming /v1/completions, {s.PromptTokens} prompt tokens (token ids), {s.MaxTokens} out (ignore_eos, temperature 0); latencies in ms, tok/s = completion tokens ÷ level wall time");
         AnsiConsole.Write(t);
         var one = results.FirstOrDefault(r => r.Concurrency == 1);
         var top = results.FirstOrDefault(r => r.Concurrency == 32);
