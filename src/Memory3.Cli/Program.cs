@@ -23,6 +23,7 @@ app.Configure(config =>
         bench.AddCommand<BenchTiersCommand>("tiers").WithDescription("p50/p99 latency of fetching one chunk's 5 memories from each tier.");
         bench.AddCommand<BenchQuantizerCommand>("quantizer").WithDescription("Quantizer at the paper's memory shape: bytes per vector, error, encode/decode time.");
         bench.AddCommand<BenchRetrievalCommand>("retrieval").WithDescription("Index add rate and search latency (dense, lexical, fused).");
+        bench.AddCommand<BenchServeCommand>("serve").WithDescription("A running server under load: output tokens/s, TTFT and ITL p50/p99 at each concurrency, and tokens/s ÷ level 1's.");
         bench.AddCommand<BenchKernelsCommand>("kernels").WithDescription("The bf16 linear-layer kernel against libtorch, beside the bandwidth floor.");
     });
 });
