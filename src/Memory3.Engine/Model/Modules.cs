@@ -162,8 +162,11 @@ public sealed partial class LlamaAttention
         // cache[slot_b, :, pos_b, :] = k_b
         cacheK.index_put_(k, TensorIndex.Tensor(slots), TensorIndex.Colon, TensorIndex.Tensor(positions));
         cacheV.index_put_(v, TensorIndex.Tensor(slots), TensorIndex.Colon, TensorIndex.Tensor(positions));
-        var keys = (contiguous ? cacheK.narrow(0, 0, B) : cacheK.index_select(0, slots)).narrow(2, 0, maxLen).unsqueeze(2);     // [B, kv, 1, L, d]
-        var values = (contiguous ? cacheV.narrow(0, 0, B) : cacheV.index_select(0, slots)).narrow(2, 0, maxLen).unsqueeze(2);
+        // Narrow to the longest length before gathering: the gather copies only [B, kv, L, d], not whole slots.
+        var kL = cacheK.narrow(2, 0, maxLen);
+        var vL = cacheV.narrow(2, 0, maxLen);
+        var keys = (contiguous ? kL.narrow(0, 0, B) : kL.index_select(0, slots)).unsqueeze(2);     // [B, kv, 1, L, d]
+        var values = (contiguous ? vL.narrow(0, 0, B) : vL.index_select(0, slots)).unsqueeze(2);
         var qb = q.view(B, _kvHeads, groups, 1, _headDim);                                                                     // [B, kv, G, 1, d]
         var scores = matmul(qb, keys.transpose(-1, -2)).to(ScalarType.Float32) * _scale;                                       // [B, kv, G, 1, L]
         scores = scores + ctx.DecodeMask(_memoryLayer, _memoryKvHeads, _kvHeads);                                              // [B, kv, 1, 1, L]
