@@ -129,7 +129,8 @@ public sealed class BenchMemoryCommand : Command<BenchMemoryCommand.Settings>
         s.Apply();
         var tokenizer = Memory3.Engine.Tokenization.TokenizerLoader.Load(s.Model!);
         using var model = CausalLM.Load(s.Model!, s.Options);
-        var batches = s.Batch.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(int.Parse).ToArray();
+        var batches = s.Batch.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            .Select(b => int.TryParse(b, out var v) && v > 0 ? v : throw new ArgumentException($"--batch '{b}' is not a positive integer")).ToArray();
         var tiers = s.ProcessTier switch { "on" => new[] { true }, "off" => new[] { false }, _ => new[] { false, true } };
         var results = new List<MemoryDecodeBenchResult>();
         foreach (var on in tiers)

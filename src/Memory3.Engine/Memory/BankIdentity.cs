@@ -43,11 +43,14 @@ public static partial class BankIdentity
     }
 
     /// <summary>16 hex characters over the weights digest, the memory configuration and the quantizer (or "bf16").</summary>
-    public static string Fingerprint(string weightsDigest, MemoryConfig memory, int headDim, string? quantizerFingerprint)
+    public static string Fingerprint(string weightsDigest, MemoryConfig memory, int headDim, string? quantizerFingerprint, string rope = "")
     {
-        var s = $"{weightsDigest}|{memory.MemoryLayers}|{memory.MemoryKvHeads}|{memory.MemoryTokensPerHead}|{memory.ReferenceMaxTokens}|{headDim}|{memory.ReferencePrefix}|{quantizerFingerprint ?? "bf16"}";
+        var s = $"{weightsDigest}|{memory.MemoryLayers}|{memory.MemoryKvHeads}|{memory.MemoryTokensPerHead}|{memory.ReferenceMaxTokens}|{headDim}|{memory.ReferencePrefix}|{rope}|{quantizerFingerprint ?? "bf16"}";
         return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(s)))[..16];
     }
+
+    /// <summary>The RoPE settings stored keys were rotated with (part of the fingerprint).</summary>
+    public static string RopeKey(ModelConfig c) => FormattableString.Invariant($"{c.RopeTheta}:{c.RopeScaling}");
 
     /// <summary>Normalised text: NFC, whitespace runs collapsed to one space, trimmed.</summary>
     public static string Normalize(string text) => Whitespace().Replace(Nfc.Normalize(text), " ").Trim();

@@ -75,7 +75,7 @@ public sealed class MemoryBank : IMemorySource, IDisposable
         var mem = model.Config.Memory ?? throw new ModelLoadException($"{model.Directory}: {model.Config.Architecture} has no memory configuration; a bank needs a Memory3ForCausalLM model");
         _shape = new MemoryShape(mem.MemoryLayers, mem.MemoryKvHeads, mem.MemoryTokensPerHead, model.Config.HeadDim);
         System.IO.Directory.CreateDirectory(dir);
-        ModelFingerprint = BankIdentity.Fingerprint(BankIdentity.WeightsDigest(model.Directory), mem, model.Config.HeadDim, null);
+        ModelFingerprint = BankIdentity.Fingerprint(BankIdentity.WeightsDigest(model.Directory), mem, model.Config.HeadDim, null, BankIdentity.RopeKey(model.Config));
         var qPath = Path.Combine(dir, QuantizerSet.FileName);
         _quantizer = File.Exists(qPath) ? QuantizerSet.Load(qPath) : null;
         Fingerprint = _quantizer is null ? ModelFingerprint : BankIdentity.Fingerprint(ModelFingerprint, mem, model.Config.HeadDim, _quantizer.Fingerprint);
@@ -102,6 +102,9 @@ public sealed class MemoryBank : IMemorySource, IDisposable
         }
         catch
         {
+            _retriever?.Dispose();
+            if (options.Embedder is null) _embedder?.Dispose();
+            _process?.Dispose();
             _disk.Dispose();
             _redisConnection?.Dispose();
             throw;
@@ -256,7 +259,7 @@ public sealed class MemoryBank : IMemorySource, IDisposable
 
         // Convert: write every record quantized into a fresh store, then swap the segment folders.
         var mem = model.Config.Memory!;
-        string modelFp = BankIdentity.Fingerprint(BankIdentity.WeightsDigest(model.Directory), mem, model.Config.HeadDim, null);
+        string modelFp = BankIdentity.Fingerprint(BankIdentity.WeightsDigest(model.Directory), mem, model.Config.HeadDim, null, BankIdentity.RopeKey(model.Config));
         string newFp = BankIdentity.Fingerprint(modelFp, mem, model.Config.HeadDim, quantizer.Fingerprint);
         string oldFp = modelFp;
         var work = Path.Combine(bankDir, ".quantizing");
@@ -289,6 +292,7 @@ public sealed class MemoryBank : IMemorySource, IDisposable
 
     public void Dispose()
     {
+        _encoder?.Dispose();
         _retriever.Dispose();
         if (_ownsEmbedder) _embedder.Dispose();
         _process?.Dispose();

@@ -50,7 +50,7 @@ public sealed class CausalLM : IDisposable
         {
             var expected = module.named_parameters().ToList();
             CheckStrict(modelDir, config, expected.Select(p => (p.name, p.parameter.shape)).ToList(), ck.Tensors);
-            var destType = dtype == ScalarType.Float32 ? StDType.F32 : StDType.BF16;
+            var destType = dtype switch { ScalarType.Float32 => StDType.F32, ScalarType.Float16 => StDType.F16, _ => StDType.BF16 };
             foreach (var (name, p) in expected) ReadParameter(ck, ck.Tensors[name], p, destType);
             if (device.type != DeviceType.CPU) module.to(device);
             module.eval();
@@ -65,8 +65,8 @@ public sealed class CausalLM : IDisposable
 
     private static unsafe void ReadParameter(SafeTensorsCheckpoint ck, StTensorInfo info, Tensor p, StDType destType)
     {
-        var bytes = p.bytes;
-        fixed (byte* dst = bytes) ck.ReadInto(info, dst, destType);
+        // The raw data pointer (not Tensor.bytes, whose Span stops at 2 GiB: a 7B model's f32 embedding is larger).
+        ck.ReadInto(info, (byte*)Kernels.Bf16Gemv.DataPtr(p), destType);
     }
 
     private static void CheckStrict(string dir, ModelConfig c, List<(string Name, long[] Shape)> expected, IReadOnlyDictionary<string, StTensorInfo> found)
@@ -120,7 +120,7 @@ public sealed class CausalLM : IDisposable
     /// step). Larger steps give libtorch every core. OpenMP's thread count is per calling thread, and the model is
     /// driven from one thread.
     /// </summary>
-    private void SetThreadsFor(int rows)
+    internal void SetThreadsFor(int rows)
     {
         int want = Device.type == DeviceType.CPU && DType == ScalarType.BFloat16 && rows <= LinearDispatch.SmallRowThreshold ? 1 : Threads;
         if (want == _threadsNow) return;

@@ -12,6 +12,7 @@ public sealed class KvCachePool : IDisposable
 {
     private readonly Tensor[] _k, _v;
     private readonly Stack<int> _free = new();
+    private readonly bool[] _inUse;
 
     public int NumSlots { get; }
     public int MaxTokensPerSlot { get; }
@@ -33,6 +34,7 @@ public sealed class KvCachePool : IDisposable
             _v[l] = zeros([numSlots, config.NumKeyValueHeads, maxTokensPerSlot, config.HeadDim], dtype, device);
         }
         Bytes = BytesFor(config, numSlots, maxTokensPerSlot, dtype);
+        _inUse = new bool[numSlots];
         for (int s = numSlots - 1; s >= 0; s--) _free.Push(s);
     }
 
@@ -43,13 +45,21 @@ public sealed class KvCachePool : IDisposable
     public static int SlotsForBudget(ModelConfig c, long budgetBytes, int maxTokensPerSlot, ScalarType dtype) =>
         (int)Math.Max(0, budgetBytes / BytesFor(c, 1, maxTokensPerSlot, dtype));
 
-    public bool TryAllocate(out int slot) => _free.TryPop(out slot);
+    public bool TryAllocate(out int slot)
+    {
+        if (!_free.TryPop(out slot)) return false;
+        _inUse[slot] = true;
+        return true;
+    }
 
     public int Allocate() => TryAllocate(out var s) ? s : throw new InvalidOperationException("no free KV slot");
 
     public void Free(int slot)
     {
         if ((uint)slot >= (uint)NumSlots) throw new ArgumentOutOfRangeException(nameof(slot));
+        // A slot freed twice would be handed to two sequences that overwrite each other's keys and values.
+        if (!_inUse[slot]) throw new InvalidOperationException($"KV slot {slot} is not allocated");
+        _inUse[slot] = false;
         _free.Push(slot);
     }
 

@@ -136,7 +136,9 @@ public sealed record ModelConfig
             RmsNormEps = r.OptDouble("rms_norm_eps", 0) ?? 1e-6,
             RopeTheta = r.OptDouble("rope_theta", 1e-9) ?? 10000.0,
             RopeScaling = scaling,
-            MaxPositionEmbeddings = r.OptInt("max_position_embeddings", min: 1) ?? 2048,
+            // Sliding-window attention (Mistral v0.1) is not implemented: the context is capped at the window, so
+            // longer prompts are refused rather than silently attended differently from the reference.
+            MaxPositionEmbeddings = Math.Min(r.OptInt("max_position_embeddings", min: 1) ?? 2048, (r.OptBool("use_sliding_window") ?? true) && r.OptInt("sliding_window", min: 1) is { } window ? window : int.MaxValue),
             TieWordEmbeddings = r.OptBool("tie_word_embeddings") ?? false,
             AttentionBias = r.OptBool("attention_bias") ?? (arch == "Qwen2ForCausalLM"),
             MlpBias = r.OptBool("mlp_bias") ?? false,

@@ -101,6 +101,17 @@ public class LoadingTests
     }
 
     [Fact]
+    public void ASlidingWindowCapsTheContextUnlessSwitchedOff()
+    {
+        var o = Cfg.ToJson();
+        o["max_position_embeddings"] = 32768;
+        o["sliding_window"] = 4096;
+        Assert.Equal(4096, ModelConfig.Parse(o).MaxPositionEmbeddings);
+        o["use_sliding_window"] = false;
+        Assert.Equal(32768, ModelConfig.Parse(o).MaxPositionEmbeddings);
+    }
+
+    [Fact]
     public void Memory3KeysAreParsedWithThePapersDefaults()
     {
         var o = Cfg.ToJson();
@@ -169,6 +180,7 @@ public class LoadingTests
         Assert.Equal(3, new[] { a, b, c }.Distinct().Count());
         Assert.False(pool.TryAllocate(out _));
         pool.Free(b);
+        Assert.Throws<InvalidOperationException>(() => pool.Free(b));   // a double free would share a slot
         Assert.Equal(b, pool.Allocate());
         var handle = pool.K(0).Handle;
         using var model = LoadTiny(out var dir);

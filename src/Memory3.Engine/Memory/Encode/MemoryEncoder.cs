@@ -12,7 +12,7 @@ namespace Memory3.Engine.Memory.Encode;
 /// receive the most attention are kept, with their rotated keys, values and encode positions.
 /// Runs on the engine thread (it owns tensors while it works); what it returns are plain arrays.
 /// </summary>
-public sealed class MemoryEncoder
+public sealed class MemoryEncoder : IDisposable
 {
     private readonly CausalLM _model;
     private readonly MemoryConfig _mem;
@@ -69,6 +69,7 @@ public sealed class MemoryEncoder
         var positions = new ushort[B][];
         for (int b = 0; b < B; b++) { keys[b] = new ushort[L * memKv * T * D]; values[b] = new ushort[L * memKv * T * D]; positions[b] = new ushort[L * memKv * T]; }
 
+        _model.SetThreadsFor(B * S);   // a GEMM-sized step: libtorch gets every core again
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
         var dev = _model.Device;
@@ -85,6 +86,8 @@ public sealed class MemoryEncoder
         var h = m.embed_tokens.Forward(idT.view(-1)).view(B, S, -1);
         for (int l = 0; l < L; l++)
         {
+            // One scope per layer: only the residual stream survives into the next layer.
+            using var layerScope = NewDisposeScope();
             var layer = m.layers[l];
             var attn = layer.self_attn;
             var x = layer.input_layernorm.Forward(h);
@@ -138,9 +141,12 @@ public sealed class MemoryEncoder
             o = o.permute(0, 3, 1, 2, 4).reshape(B * S, nh * D);
             h = h + attn.o_proj.Forward(o).view(B, S, -1);
             h = h + layer.mlp.Forward(layer.post_attention_layernorm.Forward(h.view(B * S, -1))).view(B, S, -1);
+            h.MoveToOuterDisposeScope();
         }
         var result = new (ushort[], ushort[], ushort[])[B];
         for (int b = 0; b < B; b++) result[b] = (keys[b], values[b], positions[b]);
         return result;
     }
+
+    public void Dispose() => _invFreq.Dispose();
 }
