@@ -147,7 +147,7 @@ public sealed class MemoryBank : IMemorySource, IDisposable
     /// Chunks, encodes, stores (durably) and indexes documents into <paramref name="ns"/>. References already in the
     /// bank (same normalised text) are skipped. Bad documents are reported and the rest go on.
     /// </summary>
-    public IngestResult Ingest(IEnumerable<Document> documents, string ns, IProgress<IngestProgress>? progress = null, CancellationToken ct = default)
+    public IngestResult Ingest(IEnumerable<Document> documents, string ns, IProgress<IngestProgress>? progress = null, CancellationToken ct = default, bool saveIndex = true)
     {
         if (string.IsNullOrWhiteSpace(ns)) throw new ArgumentException("the namespace is empty");
         var sw = Stopwatch.StartNew();
@@ -185,9 +185,12 @@ public sealed class MemoryBank : IMemorySource, IDisposable
             progress?.Report(new IngestProgress(docs, refs, skipped, errors.Count, refs / Math.Max(1e-9, sw.Elapsed.TotalSeconds)));
         }
         Flush();
-        _retriever.Save();
+        if (saveIndex) _retriever.Save();
         return new IngestResult(docs, refs, skipped, errors, sw.Elapsed.TotalSeconds);
     }
+
+    /// <summary>Persists the retrieval index (ingestion in pieces saves once at the end, off the engine thread).</summary>
+    public void SaveIndex() => _retriever.Save();
 
     public IReadOnlyList<RetrievalHit> Search(string query, IReadOnlyCollection<string>? namespaces, int topK) =>
         _retriever.Search(query, new RetrievalOptions { TopK = topK, Namespaces = namespaces });

@@ -60,7 +60,7 @@ public sealed class IngestJobs(ModelHost host, ILogger<IngestJobs> log)
                 {
                     try
                     {
-                        var r = await host.Engine.RunOnEngineThreadAsync(_ => bank.Ingest([new Document(doc.Source, piece, null)], job.Namespace));
+                        var r = await host.Engine.RunOnEngineThreadAsync(_ => bank.Ingest([new Document(doc.Source, piece, null)], job.Namespace, saveIndex: false));
                         refs += r.References;
                         skipped += r.Skipped;
                         if (r.Errors.Count > 0) { error = r.Errors[0].Error; break; }
@@ -79,6 +79,7 @@ public sealed class IngestJobs(ModelHost host, ILogger<IngestJobs> log)
                     else job.Errors.Add(new IngestError(doc.Source, error));
                 }
             }
+            bank.SaveIndex();   // once per job, off the engine thread
             lock (job.Gate) { job.Status = "succeeded"; job.Finished = DateTimeOffset.UtcNow.ToUnixTimeSeconds(); }
         }
         catch (Exception e)
