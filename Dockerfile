@@ -5,6 +5,7 @@
 #   docker build -t memory3:cuda --build-arg TORCH_DEVICE=cuda .  # CUDA 12.8 libtorch on an NVIDIA CUDA runtime base
 #   docker run --rm -p 8000:8000 memory3
 #   docker run --rm --gpus all -p 8000:8000 memory3:cuda
+#   docker build --target cli -t memory3-cli .                   # the memory3 CLI (ingestion Job), see deploy/k8s
 #
 # Build arguments:
 #   TORCH_DEVICE   cpu | cuda — passed to the build as -p:TorchDevice (Memory3.Engine.csproj swaps
@@ -43,6 +44,22 @@ ENV DOTNET_RUNNING_IN_CONTAINER=true \
     Memory3__Model__Device=cuda \
     NVIDIA_VISIBLE_DEVICES=all \
     NVIDIA_DRIVER_CAPABILITIES=compute,utility
+
+# ---- cli (optional target) ------------------------------------------------------------------------------------------
+# The `memory3` CLI for the Kubernetes ingestion Job (deploy/k8s/base/ingest-job.yaml). Built only when asked for:
+#   docker build --target cli -t memory3-cli .        (add --build-arg TORCH_DEVICE=cuda for the CUDA one)
+# The default target stays `final` (the server); BuildKit skips these stages otherwise.
+FROM build AS build-cli
+ARG TORCH_DEVICE
+COPY src/Memory3.Cli/ src/Memory3.Cli/
+RUN dotnet publish src/Memory3.Cli/Memory3.Cli.csproj -c Release -p:TorchDevice=$TORCH_DEVICE -o /cli
+
+FROM runtime-${TORCH_DEVICE} AS cli
+WORKDIR /app
+COPY --from=build-cli /cli ./
+COPY models/ ./models/
+USER 1654
+ENTRYPOINT ["dotnet", "memory3.dll"]
 
 # ---- final ----------------------------------------------------------------------------------------------------------
 FROM runtime-${TORCH_DEVICE} AS final
