@@ -120,10 +120,21 @@ public sealed partial class LlamaAttention : nn.Module
         int groups = _heads / _kvHeads;
         if (ctx.DecodeOnly) return o_proj.Forward(DecodeAttention(q, k, v, cacheK, cacheV, ctx, groups)).MoveToOuterDisposeScope();
         var seqs = ctx.Batch.Sequences;
+        // A mixed step: the single-token sequences go through the batched decode path together, the prompt chunks one
+        // by one; their rows are put back in batch order.
+        bool mixed = ctx.DecodeSequences.Length >= 2;
+        Tensor? decoded = null;
+        if (mixed)
+        {
+            var rows = ctx.DecodeRows;
+            decoded = DecodeAttention(q.index_select(0, rows), k.index_select(0, rows), v.index_select(0, rows), cacheK, cacheV, ctx, groups);
+        }
         var outs = new Tensor[seqs.Length];
+        int decodeIndex = 0;
         for (int s = 0; s < seqs.Length; s++)
         {
             var sl = seqs[s];
+            if (mixed && sl.Length == 1) { outs[s] = decoded!.narrow(0, decodeIndex++, 1); continue; }
             // Write this step's keys and values into the slot, in place: [kv_heads, len, head_dim].
             var kS = k.narrow(0, sl.Start, sl.Length).transpose(0, 1);
             var vS = v.narrow(0, sl.Start, sl.Length).transpose(0, 1);

@@ -94,6 +94,14 @@ public sealed class StepContext(StepBatch batch, KvCachePool pool, Tensor cos, T
     /// <summary>Every sequence of the step brings exactly one token (a pure decode step).</summary>
     public bool DecodeOnly { get; } = batch.Sequences.Length > 0 && batch.Sequences.All(s => s.Length == 1);
 
+    /// <summary>The sequences that bring one token this step (all of them in a pure decode step).</summary>
+    public int[] DecodeSequences { get; } = Enumerable.Range(0, batch.Sequences.Length).Where(i => batch.Sequences[i].Length == 1).ToArray();
+
+    private Tensor? _decodeRows;
+
+    /// <summary>The flattened-batch rows of <see cref="DecodeSequences"/> [Bd].</summary>
+    public Tensor DecodeRows => _decodeRows ??= tensor(DecodeSequences.Select(i => (long)batch.Sequences[i].Start).ToArray(), ScalarType.Int64, device).DetachFromDisposeScope();
+
     private (Tensor Slots, Tensor Positions, int MaxLen, bool Contiguous)? _decodeIndex;
     private readonly Dictionary<bool, Tensor> _decodeMasks = new();
 
@@ -101,7 +109,7 @@ public sealed class StepContext(StepBatch batch, KvCachePool pool, Tensor cos, T
     public (Tensor Slots, Tensor Positions, int MaxLen, bool Contiguous) DecodeIndex()
     {
         if (_decodeIndex is { } d) return d;
-        var seqs = Batch.Sequences;
+        var seqs = DecodeSequences.Select(i => Batch.Sequences[i]).ToArray();
         var slots = new long[seqs.Length];
         var pos = new long[seqs.Length];
         int maxLen = 0;
@@ -126,7 +134,7 @@ public sealed class StepContext(StepBatch batch, KvCachePool pool, Tensor cos, T
     public Tensor DecodeMask(bool memoryLayer, int memoryKvHeads, int kvHeads)
     {
         if (_decodeMasks.TryGetValue(memoryLayer, out var m)) return m;
-        var seqs = Batch.Sequences;
+        var seqs = DecodeSequences.Select(i => Batch.Sequences[i]).ToArray();
         int L = DecodeIndex().MaxLen;
         var data = new float[seqs.Length * kvHeads * L];
         for (int b = 0; b < seqs.Length; b++)
@@ -151,6 +159,7 @@ public sealed class StepContext(StepBatch batch, KvCachePool pool, Tensor cos, T
     public void Dispose()
     {
         if (_decodeIndex is { } d) { d.Slots.Dispose(); d.Positions.Dispose(); }
+        _decodeRows?.Dispose();
         foreach (var dm in _decodeMasks.Values) dm.Dispose();
         foreach (var m in _masks.Values) m.Dispose();
         foreach (var m in _memoryMasks.Values) m.Dispose();
