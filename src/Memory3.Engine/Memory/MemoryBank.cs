@@ -75,6 +75,7 @@ public sealed class MemoryBank : IMemorySource, IDisposable
         var mem = model.Config.Memory ?? throw new ModelLoadException($"{model.Directory}: {model.Config.Architecture} has no memory configuration; a bank needs a Memory3ForCausalLM model");
         _shape = new MemoryShape(mem.MemoryLayers, mem.MemoryKvHeads, mem.MemoryTokensPerHead, model.Config.HeadDim);
         System.IO.Directory.CreateDirectory(dir);
+        RecoverInterruptedQuantization(dir);
         ModelFingerprint = BankIdentity.Fingerprint(BankIdentity.WeightsDigest(model.Directory), mem, model.Config.HeadDim, null, BankIdentity.RopeKey(model.Config));
         var qPath = Path.Combine(dir, QuantizerSet.FileName);
         _quantizer = File.Exists(qPath) ? QuantizerSet.Load(qPath) : null;
@@ -265,7 +266,7 @@ public sealed class MemoryBank : IMemorySource, IDisposable
         string modelFp = BankIdentity.Fingerprint(BankIdentity.WeightsDigest(model.Directory), mem, model.Config.HeadDim, null, BankIdentity.RopeKey(model.Config));
         string newFp = BankIdentity.Fingerprint(modelFp, mem, model.Config.HeadDim, quantizer.Fingerprint);
         string oldFp = modelFp;
-        var work = Path.Combine(bankDir, ".quantizing");
+        var work = Path.Combine(bankDir, QuantizingFolder);
         if (System.IO.Directory.Exists(work)) System.IO.Directory.Delete(work, true);
         var codec = new QuantizedCodec(quantizer, shape);
         var bf16 = new Bf16Codec(shape);
@@ -281,16 +282,39 @@ public sealed class MemoryBank : IMemorySource, IDisposable
             }
             if (batch.Count > 0) newStore.PutManyAsync(batch).AsTask().GetAwaiter().GetResult();
         }
+        // Swap in the quantized segments. The commit point is the quantizer file appearing in the bank folder; a crash
+        // before it rolls back to the bf16 bank on the next open, a crash after it rolls forward.
+        quantizer.Save(Path.Combine(work, QuantizerSet.FileName));
         var segments = Path.Combine(bankDir, "segments");
-        var old = Path.Combine(bankDir, ".segments-bf16");
+        var old = Path.Combine(bankDir, BackupSegments);
         if (System.IO.Directory.Exists(old)) System.IO.Directory.Delete(old, true);
         System.IO.Directory.Move(segments, old);
         System.IO.Directory.Move(Path.Combine(work, "segments"), segments);
-        quantizer.Save(Path.Combine(bankDir, QuantizerSet.FileName));
+        File.Move(Path.Combine(work, QuantizerSet.FileName), Path.Combine(bankDir, QuantizerSet.FileName));
         using (var w = new StringWriter()) { report.WriteTo(w); File.WriteAllText(Path.Combine(bankDir, QuantizerReportFile), w.ToString()); }
-        System.IO.Directory.Delete(old, true);
-        System.IO.Directory.Delete(work, true);
+        RecoverInterruptedQuantization(bankDir);
         return report;
+    }
+
+    private const string BackupSegments = ".segments-bf16", QuantizingFolder = ".quantizing";
+
+    /// <summary>Finishes or undoes a quantizer conversion that stopped half-way (see <see cref="TrainQuantizer"/>).</summary>
+    internal static void RecoverInterruptedQuantization(string bankDir)
+    {
+        var old = Path.Combine(bankDir, BackupSegments);
+        var work = Path.Combine(bankDir, QuantizingFolder);
+        var segments = Path.Combine(bankDir, "segments");
+        if (System.IO.Directory.Exists(old))
+        {
+            if (!File.Exists(Path.Combine(bankDir, QuantizerSet.FileName)))
+            {
+                // Not committed: the bf16 segments are the bank.
+                if (System.IO.Directory.Exists(segments)) System.IO.Directory.Delete(segments, true);
+                System.IO.Directory.Move(old, segments);
+            }
+            else System.IO.Directory.Delete(old, true);
+        }
+        if (System.IO.Directory.Exists(work)) System.IO.Directory.Delete(work, true);
     }
 
     public void Dispose()

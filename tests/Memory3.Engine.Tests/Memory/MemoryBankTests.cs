@@ -136,6 +136,30 @@ public class MemoryBankTests(TinyMemory3Fixture f) : IClassFixture<TinyMemory3Fi
     }
 
     [Fact]
+    public void AQuantizerConversionInterruptedBeforeItsCommitRollsBack()
+    {
+        var dir = f.NewBankDir();
+        string[] ids;
+        using (var bank = MemoryBank.Open(dir, f.Model, f.Tokenizer, Opts()))
+        {
+            bank.Ingest(Docs(Facts), "world", null);
+            ids = bank.Disk.EnumerateAll().Select(r => r.Id).Order().ToArray();
+        }
+        // The state a crash leaves after the segment folders were swapped but before the quantizer file landed.
+        Directory.Move(Path.Combine(dir, "segments"), Path.Combine(dir, ".segments-bf16"));
+        Directory.CreateDirectory(Path.Combine(dir, "segments"));
+        File.WriteAllText(Path.Combine(dir, "segments", "seg-000001.m3s"), "half-written quantized segment");
+        Directory.CreateDirectory(Path.Combine(dir, ".quantizing"));
+        using (var bank = MemoryBank.Open(dir, f.Model, f.Tokenizer, Opts()))
+        {
+            Assert.Null(bank.Quantizer);
+            Assert.Equal(ids, bank.Disk.EnumerateAll().Select(r => r.Id).Order().ToArray());
+        }
+        Assert.False(Directory.Exists(Path.Combine(dir, ".segments-bf16")));
+        Assert.False(Directory.Exists(Path.Combine(dir, ".quantizing")));
+    }
+
+    [Fact]
     public void RedisStoppedInTheMiddleOfAGenerationCompletesFromDisk()
     {
         int port = RedisTargets.FreePort();
