@@ -83,7 +83,7 @@ public sealed class Generator
         if (layout.HasMemory)
         {
             // The prefix is the attention sink at positions 0..P-1, then one chunk per retrieval interval, each with its own memories.
-            _model.Forward(new StepBatch { TokenIds = layout.Prefix, Positions = Enumerable.Range(0, layout.Prefix.Length).ToArray(), Sequences = [new SequenceSlice(slot, 0, layout.Prefix.Length, 0)] }, pool);
+            _model.Forward(layout.PrefixBatch(slot), pool);
             foreach (var (start, n) in MemorySchedule.PromptChunks(prompt.Length, layout.Interval))
             {
                 var chunk = prompt[start..(start + n)];
@@ -148,10 +148,8 @@ public sealed class Generator
     private int Attach(KvCachePool pool, int slot, SequenceLayout layout, string query, string phase, int start, int end)
     {
         var got = Memory!.Source.RetrieveAsync(new MemoryQuery(query, Memory.Namespaces, layout.MemoriesPerChunk)).AsTask().GetAwaiter().GetResult();
-        var mems = got.Memories.Take(layout.MemoriesPerChunk).Select(m => (m.Keys, m.Values)).ToList();
-        if (mems.Count > 0) _model.WriteMemories(pool, slot, layout.MemoryStart, mems);
         Windows.Add(new MemoryWindow(phase, start, end, query, got.Citations.Take(layout.MemoriesPerChunk).ToList()));
-        return mems.Count * layout.TokensPerHead;
+        return layout.Write(_model, pool, slot, got);
     }
 
     private static string FlushAll(StreamingDetokenizer detok, StopChecker stops, out bool stopped)
@@ -197,6 +195,22 @@ internal sealed class SequenceLayout
             TokensPerHead = m.MemoryTokensPerHead, Interval = options.RetrievalInterval ?? m.RetrievalInterval,
             ContextCacheStart = prefix.Length + memLen, ContextPosition = prefix.Length + m.ReferenceMaxTokens,
         };
+    }
+
+    /// <summary>The reference prefix at cache indices and positions 0..P-1: the attention sink.</summary>
+    public StepBatch PrefixBatch(int slot) => new()
+    {
+        TokenIds = Prefix,
+        Positions = Enumerable.Range(0, Prefix.Length).ToArray(),
+        Sequences = [new SequenceSlice(slot, 0, Prefix.Length, 0)],
+    };
+
+    /// <summary>Writes up to <see cref="MemoriesPerChunk"/> retrieved memories into the slot; returns the filled slot count (MemoryValid).</summary>
+    public int Write(CausalLM model, KvCachePool pool, int slot, RetrievedMemories got)
+    {
+        var mems = got.Memories.Take(MemoriesPerChunk).Select(m => (m.Keys, m.Values)).ToList();
+        if (mems.Count > 0) model.WriteMemories(pool, slot, MemoryStart, mems);
+        return mems.Count * TokensPerHead;
     }
 
     /// <summary>Context tokens starting at context index <paramref name="index"/>.</summary>

@@ -54,11 +54,10 @@ public static class MemoryBench
         {
             var sw = Stopwatch.StartNew();
             var got = bank!.RetrieveAsync(new MemoryQuery(tokenizer.Decode(text, true), null, layout.MemoriesPerChunk)).AsTask().GetAwaiter().GetResult();
-            var mems = got.Memories.Take(layout.MemoriesPerChunk).Select(m => (m.Keys, m.Values)).ToList();
-            if (mems.Count > 0) model.WriteMemories(pool, slot, layout.MemoryStart, mems);
+            int valid = layout.Write(model, pool, slot, got);
             rMs += sw.Elapsed.TotalMilliseconds;
             r++;
-            return mems.Count * layout.TokensPerHead;
+            return valid;
         }
         var next = new int[B];
         for (int s = 0; s < B; s++)
@@ -66,7 +65,7 @@ public static class MemoryBench
             float[] logits = [];
             if (layout.HasMemory)
             {
-                model.Forward(new StepBatch { TokenIds = layout.Prefix, Positions = Enumerable.Range(0, layout.Prefix.Length).ToArray(), Sequences = [new SequenceSlice(s, 0, layout.Prefix.Length, 0)] }, pool);
+                model.Forward(layout.PrefixBatch(s), pool);
                 foreach (var (start, n) in MemorySchedule.PromptChunks(prompts[s].Length, layout.Interval))
                 {
                     valid[s] = Attach(s, prompts[s].AsSpan(start, n));
@@ -151,8 +150,7 @@ public static class MemoryBench
 
     private static int ArgMax(float[] v, int limit)
     {
-        int a = 0, n = Math.Min(limit, v.Length);
-        for (int i = 1; i < n; i++) if (v[i] > v[a]) a = i;
+        Memory3.Engine.Model.Sampling.SamplingMath.MaxArg(v.AsSpan(0, Math.Min(limit, v.Length)), out int a);
         return a;
     }
 }

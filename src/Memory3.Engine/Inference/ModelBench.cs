@@ -117,8 +117,7 @@ public static class ModelBench
 
     private static int ArgMax(float[] v)
     {
-        int a = 0;
-        for (int i = 1; i < v.Length; i++) if (v[i] > v[a]) a = i;
+        Memory3.Engine.Model.Sampling.SamplingMath.MaxArg(v, out int a);
         return a;
     }
 

@@ -83,25 +83,8 @@ public sealed class RedisMemoryStore : IMemoryStore
         if (!AllowRequest()) { CountError("breaker_open"); return result; }
         var keys = new RedisKey[ids.Count];
         for (int i = 0; i < keys.Length; i++) keys[i] = ids[i];
-        Task<RedisValue[]>? task = null;
-        RedisValue[] values;
-        try
-        {
-            task = _db.StringGetAsync(keys);
-            values = await task.WaitAsync(_options.Timeout, ct).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException) when (ct.IsCancellationRequested)
-        {
-            Observe(task);
-            throw;
-        }
-        catch (Exception ex)
-        {
-            Observe(task);
-            OnFailure(ex);
-            return result;
-        }
-        OnSuccess();
+        var (ok, values) = await CallAsync(() => _db.StringGetAsync(keys), _options.Timeout, ct).ConfigureAwait(false);
+        if (!ok) return result;
         for (int i = 0; i < values.Length && i < result.Length; i++)
         {
             if (values[i].IsNull) continue;
@@ -121,8 +104,7 @@ public sealed class RedisMemoryStore : IMemoryStore
         ct.ThrowIfCancellationRequested();
         if (records.Count == 0) return;
         if (!AllowRequest()) { CountError("breaker_open"); return; }
-        Task? all = null;
-        try
+        await CallAsync(async () =>
         {
             // Exact-size arrays, not pooled ones: a timed-out SET may still be writing its value after we return.
             var batch = _db.CreateBatch();
@@ -130,21 +112,9 @@ public sealed class RedisMemoryStore : IMemoryStore
             for (int i = 0; i < records.Count; i++)
                 tasks[i] = batch.StringSetAsync(records[i].Id, MemoryRecordCodec.SerializePut(_fingerprintUtf8, records[i]), _options.Ttl, When.Always);
             batch.Execute();
-            all = Task.WhenAll(tasks);
-            await all.WaitAsync(_options.WriteTimeout, ct).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException) when (ct.IsCancellationRequested)
-        {
-            Observe(all);
-            throw;
-        }
-        catch (Exception ex)
-        {
-            Observe(all);
-            OnFailure(ex);
-            return;
-        }
-        OnSuccess();
+            await Task.WhenAll(tasks).ConfigureAwait(false);
+            return true;
+        }, _options.WriteTimeout, ct).ConfigureAwait(false);
     }
 
     /// <summary>Deletes the key; false when it was absent or Redis is unavailable.</summary>
@@ -152,26 +122,8 @@ public sealed class RedisMemoryStore : IMemoryStore
     {
         ct.ThrowIfCancellationRequested();
         if (!AllowRequest()) { CountError("breaker_open"); return false; }
-        Task<bool>? task = null;
-        bool deleted;
-        try
-        {
-            task = _db.KeyDeleteAsync(id);
-            deleted = await task.WaitAsync(_options.WriteTimeout, ct).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException) when (ct.IsCancellationRequested)
-        {
-            Observe(task);
-            throw;
-        }
-        catch (Exception ex)
-        {
-            Observe(task);
-            OnFailure(ex);
-            return false;
-        }
-        OnSuccess();
-        return deleted;
+        var (ok, deleted) = await CallAsync(() => _db.KeyDeleteAsync(id), _options.WriteTimeout, ct).ConfigureAwait(false);
+        return ok && deleted;
     }
 
     // ---------------------------------------------------------------- circuit breaker
@@ -216,6 +168,34 @@ public sealed class RedisMemoryStore : IMemoryStore
     }
 
     /// <summary>Observes a task we stopped waiting for, so its eventual fault is not unobserved.</summary>
+    /// <summary>
+    /// One Redis call under the timeout and the breaker: a failure or timeout is counted and reported as (false, default),
+    /// never thrown; the caller's cancellation is. A call we stopped waiting for has its fault observed.
+    /// </summary>
+    private async ValueTask<(bool Ok, T Value)> CallAsync<T>(Func<Task<T>> start, TimeSpan timeout, CancellationToken ct)
+    {
+        Task<T>? task = null;
+        T value;
+        try
+        {
+            task = start();
+            value = await task.WaitAsync(timeout, ct).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            Observe(task);
+            throw;
+        }
+        catch (Exception ex)
+        {
+            Observe(task);
+            OnFailure(ex);
+            return (false, default!);
+        }
+        OnSuccess();
+        return (true, value);
+    }
+
     private static void Observe(Task? task) =>
         task?.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
 
