@@ -8,6 +8,7 @@ app.Configure(config =>
     config.SetApplicationName("memory3");
     config.SetExceptionHandler((ex, _) => UserErrors.Report(ex));
     config.AddCommand<InitRandomCommand>("init-random").WithDescription("Write a random-weight model (tiny ~1M, small ~30M, base ~0.55B parameters) in the Hugging Face format, tokenizer included.");
+    config.AddCommand<TrainCommand>("train").WithDescription("Train the small Memory3 model: synthetic world, tokenizer, warm-up, memory stage, chat; resumable.");
     config.AddCommand<GenerateCommand>("generate").WithDescription("Generate text from a prompt, streamed to stdout.");
     config.AddCommand<IngestCommand>("ingest").WithDescription("Chunk, encode and store text or markdown files as explicit memories, with a progress bar.");
     config.AddCommand<SearchCommand>("search").WithDescription("Print the top references for a query, with scores.");

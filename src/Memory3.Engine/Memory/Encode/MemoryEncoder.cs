@@ -95,16 +95,8 @@ public sealed class MemoryEncoder : IDisposable
             var k = attn.k_proj.Forward(x.view(B * S, -1)).view(B, S, nkv, D);
             var v = attn.v_proj.Forward(x.view(B * S, -1)).view(B, S, nkv, D);
 
-            // Selection: w_j = Σ_i Σ_{h in group} exp(q_i·k_j/√d), un-rotated q and k, no causal mask, reference tokens only.
-            var qg = q.view(B, S, nkv, G, D).permute(0, 2, 3, 1, 4).to(ScalarType.Float32);          // [B, kv, G, S, D]
-            var kg = k.permute(0, 2, 1, 3).unsqueeze(2).to(ScalarType.Float32);                        // [B, kv, 1, S, D]
-            var s = matmul(qg, kg.transpose(-1, -2)) * scale;                                          // [B, kv, G, S_i, S_j]
-            s = s.masked_fill(pairValid.logical_not(), float.NegativeInfinity);
-            var mx = s.amax([2, 3, 4], keepdim: true).clamp_min(-1e30);                                 // one constant per (b, head): order-preserving
-            var w = (s - mx).exp().sum([2, 3]);                                                         // [B, kv, S_j]
-            w = w.masked_fill(validT.unsqueeze(1).logical_not(), -1.0);                                 // prefix and padding never win
             int kTop = Math.Min(T, S);
-            var order = w.argsort(-1, descending: true).narrow(-1, 0, kTop).to(ScalarType.Int64).cpu().contiguous();
+            var order = MemorySelection.Order(q, k, validT, pairValid, kTop).cpu().contiguous();
             var orderArr = order.data<long>().ToArray();                                                 // [B, kv, kTop], valid tokens first
 
             // Store the rotated keys (RoPE at their encode position) and the values of the selected tokens.

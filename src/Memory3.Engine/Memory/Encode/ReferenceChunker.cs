@@ -6,13 +6,17 @@ namespace Memory3.Engine.Memory.Encode;
 
 /// <summary>
 /// Splits text into references of at most <c>reference_max_tokens</c> tokens, at sentence boundaries where possible:
-/// sentences are packed greedily; a sentence longer than the limit is cut at word boundaries, and a word longer than
+/// sentences are packed greedily within a paragraph (a blank line always ends a reference: a paragraph is the
+/// author's own unit, and a memory that mixes two of them is retrieved for either and answers neither well); a sentence longer than the limit is cut at word boundaries, and a word longer than
 /// the limit at token boundaries (decoded back to text without breaking a character).
 /// </summary>
 public sealed partial class ReferenceChunker(ITokenizer tokenizer, int maxTokens)
 {
-    [GeneratedRegex(@"(?<=[.!?。！？])\s+|\n\s*\n", RegexOptions.CultureInvariant)]
+    [GeneratedRegex(@"(?<=[.!?。！？])\s+", RegexOptions.CultureInvariant)]
     private static partial Regex SentenceBreak();
+
+    [GeneratedRegex(@"\n\s*\n", RegexOptions.CultureInvariant)]
+    private static partial Regex ParagraphBreak();
 
     [GeneratedRegex(@"(?<=\s)(?=\S)", RegexOptions.CultureInvariant)]
     private static partial Regex WordBreak();
@@ -22,6 +26,12 @@ public sealed partial class ReferenceChunker(ITokenizer tokenizer, int maxTokens
     public List<string> Split(string text)
     {
         var result = new List<string>();
+        foreach (var paragraph in ParagraphBreak().Split(text)) SplitParagraph(paragraph, result);
+        return result;
+    }
+
+    private void SplitParagraph(string text, List<string> result)
+    {
         var current = new StringBuilder();
         foreach (var raw in SentenceBreak().Split(text))
         {
@@ -39,7 +49,6 @@ public sealed partial class ReferenceChunker(ITokenizer tokenizer, int maxTokens
             }
         }
         if (current.Length > 0) result.Add(current.ToString());
-        return result;
     }
 
     private IEnumerable<string> FitSentence(string sentence)

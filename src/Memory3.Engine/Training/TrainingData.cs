@@ -1,0 +1,198 @@
+using Memory3.Engine.Memory.Retrieve;
+using Memory3.Engine.Tokenization;
+
+namespace Memory3.Engine.Training;
+
+/// <summary>
+/// One training sequence: token ids (starting with &lt;s&gt;), which next-token targets count in the loss
+/// (<c>Loss[i]</c> scores the prediction of token i from tokens before it), and for a memory sample the references
+/// each <c>retrieval_interval</c>-token chunk reads (indexes into <see cref="TrainingData.References"/>).
+/// </summary>
+public sealed record TrainSample(int[] Tokens, bool[] Loss, int[][]? ChunkReferences);
+
+/// <summary>
+/// The training text of issue 5, drawn from the training world only. The world's entities are split in two:
+/// <i>known</i> entities are described in the warm-up text (knowledge that goes into the weights, and questions read
+/// from references placed in the prompt, RAG-style); <i>memory-only</i> entities are described nowhere but in their
+/// references, so a question about them can only be answered by reading memory. Every sample is a pure function of
+/// (stage, step, index): a resumed run sees the same data.
+/// </summary>
+public sealed class TrainingData
+{
+    /// <summary>The chat template of the trained model: ChatML, with &lt;s&gt; first.</summary>
+    public const string ChatTemplateText =
+        "{{ bos_token }}{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}{% endfor %}" +
+        "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+
+    public const string RagInstruction = "Use these references.";
+
+    private readonly KnowledgeWorld _world;
+    private readonly ITokenizer _tokenizer;
+    private readonly IChatFormatter _chat;
+    private readonly string _bos;
+    private readonly Bm25Index _bm25 = new();
+    private readonly List<Entity> _known = [], _memoryOnly = [];
+    private readonly Dictionary<string, int> _referenceOf = new(StringComparer.Ordinal);
+    private readonly int _seed;
+
+    /// <summary>The world's references (one per entity) and their token ids.</summary>
+    public IReadOnlyList<string> ReferenceTexts { get; }
+    public IReadOnlyList<int[]> References { get; }
+    public int MemoriesPerChunk { get; }
+    public int Interval { get; }
+
+    public TrainingData(KnowledgeWorld world, ITokenizer tokenizer, int seed, int memoriesPerChunk = 5, int interval = 64)
+    {
+        _world = world; _tokenizer = tokenizer; _seed = seed;
+        MemoriesPerChunk = memoriesPerChunk; Interval = interval;
+        _chat = ChatFormatters.For(tokenizer) ?? throw new ArgumentException("the tokenizer has no chat template", nameof(tokenizer));
+        _bos = tokenizer.BosTokenId is int b ? tokenizer.IdToToken(b) ?? "<s>" : "<s>";
+        var refs = world.References(seed);
+        ReferenceTexts = refs.Select(r => r.Text).ToList();
+        References = refs.Select(r => tokenizer.Encode(r.Text, addSpecialTokens: false)).ToList();
+        for (int i = 0; i < refs.Count; i++)
+        {
+            _referenceOf[refs[i].Entity.Name] = i;
+            _bm25.Add((ulong)i, 0, refs[i].Text);
+            (i % 2 == 0 ? _known : _memoryOnly).Add(refs[i].Entity);
+        }
+    }
+
+    public IReadOnlyList<Entity> Known => _known;
+    public IReadOnlyList<Entity> MemoryOnly => _memoryOnly;
+
+    /// <summary>Every text of the corpus kinds, for training the tokenizer.</summary>
+    public static IEnumerable<string> TokenizerCorpus(KnowledgeWorld world, int seed)
+    {
+        var rng = new Random(seed);
+        foreach (var (_, text) in world.References(seed)) yield return text;
+        for (int i = 0; i < world.Entities.Count; i++)
+        {
+            yield return world.Passage(rng, 4);
+            var e = world.Entities[i];
+            foreach (var f in e.Facts) yield return KnowledgeWorld.Question(e, f, rng).Question;
+        }
+        yield return RagInstruction + " Reference: user assistant system";
+    }
+
+    /// <summary>The top references for a query by BM25 (the retriever's lexical half), with <paramref name="gold"/> forced in.</summary>
+    public int[] Retrieve(string query, int? gold)
+    {
+        var hits = _bm25.Search(Bm25Index.Terms(query), MemoriesPerChunk, null).Select(h => (int)h.Key).ToList();
+        if (gold is int g && !hits.Contains(g))
+        {
+            if (hits.Count == MemoriesPerChunk) hits.RemoveAt(hits.Count - 1);
+            hits.Insert(0, g);
+        }
+        return hits.ToArray();
+    }
+
+    private Random Rng(int stage, int step, int index) => new(HashCode.Combine(_seed, stage, step, index) & 0x7fffffff);
+
+    private int[] Encode(string text) => _tokenizer.Encode(text, addSpecialTokens: false);
+
+    private static List<(string, string)> Messages(string? system, string user)
+    {
+        var list = new List<(string, string)>();
+        if (system is not null) list.Add(("system", system));
+        list.Add(("user", user));
+        return list;
+    }
+
+    private string Chat(string? system, string user, string assistant) =>
+        _chat.Format([.. Messages(system, user), ("assistant", assistant)], addGenerationPrompt: false);
+
+    /// <summary>The chat prompt of a question (generation prompt added), as the server renders it.</summary>
+    public string ChatPrompt(string? system, string user) => _chat.Format(Messages(system, user), addGenerationPrompt: true);
+
+    /// <summary>The RAG system message: the references' text in the prompt.</summary>
+    public static string RagSystem(IEnumerable<string> references) => RagInstruction + "\n" + string.Join("\n", references.Select(r => "Reference: " + r));
+
+    /// <summary>Tokens of a chat exchange with the loss on the assistant's answer (and its end marker) only, or on everything.</summary>
+    private TrainSample ChatSample(string? system, FactQuestion q, bool answerOnly, int? memoryGold)
+    {
+        var prompt = Encode(ChatPrompt(system, q.Question));
+        var full = Encode(Chat(system, q.Question, q.Answer));
+        var loss = new bool[full.Length];
+        for (int i = 1; i < full.Length; i++) loss[i] = !answerOnly || i >= prompt.Length;
+        // The newline after <|im_end|> is the template's, not the answer's: no need to learn it.
+        if (answerOnly && full.Length > prompt.Length + 1) loss[^1] = false;
+        if (memoryGold is not int gold) return new TrainSample(full, loss, null);
+        // As served: each prompt chunk retrieves with its own text, and the answer inherits the last prompt chunk's memories.
+        var refs = ChunkReferences(prompt, gold);
+        int chunks = (full.Length + Interval - 1) / Interval;
+        var perChunk = Enumerable.Range(0, chunks).Select(c => refs[Math.Min(c, refs.Length - 1)]).ToArray();
+        return new TrainSample(full, loss, perChunk);
+    }
+
+    private static bool[] AllLoss(int n) { var l = new bool[n]; for (int i = 1; i < n; i++) l[i] = true; return l; }
+
+    /// <summary>Per-chunk references for a token sequence: each chunk retrieves with its own text.</summary>
+    private int[][] ChunkReferences(int[] tokens, int? gold)
+    {
+        int chunks = (tokens.Length + Interval - 1) / Interval;
+        var result = new int[chunks][];
+        for (int c = 0; c < chunks; c++)
+        {
+            var chunk = tokens[(c * Interval)..Math.Min(tokens.Length, (c + 1) * Interval)];
+            result[c] = Retrieve(_tokenizer.Decode(chunk, skipSpecialTokens: true), gold);
+        }
+        return result;
+    }
+
+    /// <summary>Stage 1, language-model warm-up without memory: passages about known entities, closed-book and RAG questions.</summary>
+    public TrainSample WarmUp(int step, int index)
+    {
+        var rng = Rng(1, step, index);
+        int kind = rng.Next(10);
+        var e = _known[rng.Next(_known.Count)];
+        var q = KnowledgeWorld.Question(e, e.Facts[rng.Next(e.Facts.Count)], rng);
+        if (kind < 5)
+        {
+            var text = string.Join(" ", Enumerable.Range(0, rng.Next(3)).Select(_ => _known[rng.Next(_known.Count)]).Prepend(e)
+                .SelectMany(x => x.Facts.Select(f => KnowledgeWorld.Statement(x, f, rng))).OrderBy(_ => rng.Next()));
+            var toks = Encode(_bos + text);
+            return new TrainSample(toks, AllLoss(toks.Length), null);
+        }
+        if (kind < 7) return ChatSample(null, q, answerOnly: false, null);
+        var hits = Retrieve(q.Question, _referenceOf[e.Name]).OrderBy(_ => rng.Next()).Select(i => ReferenceTexts[i]);
+        return ChatSample(RagSystem(hits), q, answerOnly: false, null);
+    }
+
+    /// <summary>Stage 2, continual training with memory: questions and passages about memory-only entities; every chunk reads its retrieved references.</summary>
+    public TrainSample WithMemory(int step, int index)
+    {
+        var rng = Rng(2, step, index);
+        var e = _memoryOnly[rng.Next(_memoryOnly.Count)];
+        int gold = _referenceOf[e.Name];
+        if (rng.Next(10) < 7)
+        {
+            var q = KnowledgeWorld.Question(e, e.Facts[rng.Next(e.Facts.Count)], rng);
+            return ChatSample(null, q, answerOnly: false, gold);
+        }
+        var text = string.Join(" ", e.Facts.Select(f => KnowledgeWorld.Statement(e, f, rng)).OrderBy(_ => rng.Next()));
+        var toks = Encode(_bos + text);
+        return new TrainSample(toks, AllLoss(toks.Length), ChunkReferences(toks, gold));
+    }
+
+    /// <summary>Stage 3, chat fine-tuning (loss on answers): memory questions, RAG questions and closed-book questions.</summary>
+    public TrainSample Chat(int step, int index)
+    {
+        var rng = Rng(3, step, index);
+        int kind = rng.Next(20);
+        if (kind < 12)
+        {
+            var e = _memoryOnly[rng.Next(_memoryOnly.Count)];
+            var q = KnowledgeWorld.Question(e, e.Facts[rng.Next(e.Facts.Count)], rng);
+            return ChatSample(null, q, answerOnly: true, _referenceOf[e.Name]);
+        }
+        var k = _known[rng.Next(_known.Count)];
+        var kq = KnowledgeWorld.Question(k, k.Facts[rng.Next(k.Facts.Count)], rng);
+        if (kind < 17)
+        {
+            var hits = Retrieve(kq.Question, _referenceOf[k.Name]).OrderBy(_ => rng.Next()).Select(i => ReferenceTexts[i]);
+            return ChatSample(RagSystem(hits), kq, answerOnly: true, null);
+        }
+        return ChatSample(null, kq, answerOnly: true, null);
+    }
+}
