@@ -14,6 +14,7 @@ app.Configure(config =>
     config.AddCommand<SearchCommand>("search").WithDescription("Print the top references for a query, with scores.");
     config.AddBranch("bank", bank => bank.AddCommand<BankStatsCommand>("stats").WithDescription("References, bytes on disk, bytes per memory and quantization error."));
     config.AddBranch("quantizer", q => q.AddCommand<QuantizerTrainCommand>("train").WithDescription("Train the bank's vector quantizer on sampled memories and convert the bank."));
+    config.AddBranch("eval", e => e.AddCommand<EvalFactsCommand>("facts").WithDescription("Held-out fact questions: exact match with memory (bf16, quantized), without, with RAG, without sparsification; TTFT memory vs RAG."));
     config.AddBranch("bench", bench =>
     {
         bench.SetDescription("Measure speed beside the reference it is judged against (memory bandwidth, GEMM peak).");

@@ -159,6 +159,31 @@ public sealed class TrainingModel : IDisposable
         return (keys, values);
     }
 
+    /// <summary>
+    /// One sequence's memory inputs for a single chunk: <paramref name="references"/> written fresh and laid out one
+    /// after another, visible to the context rows (from <paramref name="prefixLength"/>). Without sparsification each
+    /// memory shows exactly its own tokens (the slots past a shorter reference's length are hidden, not repeated).
+    /// </summary>
+    public MemoryInputs MemoryInputsFor(IReadOnlyList<int[]> references, int[] prefix, bool sparse, int rows, int prefixLength, int contextLength)
+    {
+        var (keys, values) = EncodeMemories(references, prefix, sparse);
+        long n = keys[0].shape[0], kv = keys[0].shape[1], T = keys[0].shape[2], D = keys[0].shape[3];
+        var visible = new bool[rows * n * T];
+        for (int i = prefixLength; i < prefixLength + contextLength; i++)
+            for (int j = 0; j < n; j++)
+            {
+                long shown = sparse ? T : references[j].Length;
+                for (int t = 0; t < shown; t++) visible[(i * n + j) * T + t] = true;
+            }
+        Tensor Layout(Tensor x) { var y = x.permute(1, 0, 2, 3).reshape(1, kv, n * T, D); x.Dispose(); return y; }
+        return new MemoryInputs
+        {
+            Keys = keys.Select(Layout).ToArray(),
+            Values = values.Select(Layout).ToArray(),
+            Visible = tensor(visible, [1, rows, n * T], ScalarType.Bool),
+        };
+    }
+
     /// <summary>Whether linear layers run in bf16 with float32 master weights. Off: measured 1.9x slower than float32 here (the bf16 backward kernels).</summary>
     public bool Bf16Linears { get; set; }
 
