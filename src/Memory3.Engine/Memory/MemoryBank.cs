@@ -118,7 +118,10 @@ public sealed class MemoryBank : IMemorySource, IDisposable
         if (!options.ReadOnly)
         {
             System.IO.Directory.CreateDirectory(dir);
-            RecoverInterruptedQuantization(dir);
+            if (string.IsNullOrEmpty(options.WriterId)) RecoverInterruptedQuantization(dir);
+            else if (System.IO.Directory.Exists(Path.Combine(dir, BackupSegments)) || System.IO.Directory.Exists(Path.Combine(dir, QuantizingFolder)))
+                throw new MemoryStoreException($"{dir}: a quantizer conversion is running or was interrupted ({QuantizingFolder} or {BackupSegments} exists); " +
+                    "writer '" + options.WriterId + "' does not write during one. Let it finish, or open the bank once with the default writer to roll it back or forward.");
         }
         ModelFingerprint = BankIdentity.Fingerprint(BankIdentity.WeightsDigest(model.Directory), mem, model.Config.HeadDim, null, BankIdentity.RopeKey(model.Config));
         var qPath = Path.Combine(dir, QuantizerSet.FileName);
@@ -286,8 +289,9 @@ public sealed class MemoryBank : IMemorySource, IDisposable
     {
         var path = Path.Combine(Directory, ManifestFile);
         var m = new Manifest(1, Fingerprint, ModelFingerprint, Path.GetFullPath(_model.Directory), _quantizer?.Fingerprint, DateTime.UtcNow.ToString("O"));
-        File.WriteAllText(path + ".tmp", JsonSerializer.Serialize(m, new JsonSerializerOptions { WriteIndented = true }));
-        File.Move(path + ".tmp", path, overwrite: true);
+        var tmp = path + ".tmp-" + Guid.NewGuid().ToString("N")[..8];   // writers with different ids may open the bank at once
+        File.WriteAllText(tmp, JsonSerializer.Serialize(m, new JsonSerializerOptions { WriteIndented = true }));
+        File.Move(tmp, path, overwrite: true);
     }
 
     private MemoryEncoder Encoder => _encoder ??= new MemoryEncoder(_model, _tokenizer);

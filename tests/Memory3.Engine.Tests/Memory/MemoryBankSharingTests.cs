@@ -124,4 +124,16 @@ public class MemoryBankSharingTests(TinyMemory3Fixture f) : IClassFixture<TinyMe
         Assert.True(Finds(ro, "bioluminescent fungi in caves", "Heliotrope"));
         Assert.False(Directory.Exists(Path.Combine(dir, "index")));  // read-only: nothing saved
     }
+
+    [Fact]
+    public void ANamedWriterDoesNotWriteDuringAQuantizerConversion()
+    {
+        var dir = f.NewBankDir();
+        using (var bank = MemoryBank.Open(dir, f.Model, f.Tokenizer, Opts())) bank.Ingest(Docs(Bridge), "world");
+        Directory.CreateDirectory(Path.Combine(dir, ".quantizing"));   // `memory3 quantizer train` at work (or interrupted)
+        var e = Assert.Throws<MemoryStoreException>(() => MemoryBank.Open(dir, f.Model, f.Tokenizer, Opts(writer: "3")));
+        Assert.Contains("quantizer conversion", e.Message);
+        using (var ro = MemoryBank.Open(dir, f.Model, f.Tokenizer, Opts(readOnly: true))) Assert.Equal(1, ro.Stats().References);
+        Assert.True(Directory.Exists(Path.Combine(dir, ".quantizing")));   // neither touched it
+    }
 }
