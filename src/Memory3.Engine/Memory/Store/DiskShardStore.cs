@@ -128,7 +128,19 @@ public sealed class DiskShardStore : IMemoryStore, IDisposable
         public readonly SortedDictionary<int, Segment> Segments = new();
         /// <summary>writer → its segments in number order. Under the write lock.</summary>
         public readonly SortedDictionary<string, List<Segment>> Logs = new(StringComparer.Ordinal);
+        /// <summary>The keys of <see cref="Logs"/>, for lock-free readers (stats, /ready).</summary>
+        public volatile string[] WriterNames = [];
         public int NextKey = 1;
+
+        public List<Segment> LogFor(string writer)
+        {
+            if (!Logs.TryGetValue(writer, out var log))
+            {
+                Logs[writer] = log = [];
+                WriterNames = [.. Logs.Keys];
+            }
+            return log;
+        }
 
         public void DisposeHandles()
         {
@@ -192,14 +204,8 @@ public sealed class DiskShardStore : IMemoryStore, IDisposable
         }
     }
 
-    /// <summary>The writers whose segments this store reads (its own included), "" being the default writer.</summary>
-    public IReadOnlyList<string> Writers
-    {
-        get
-        {
-            lock (_writeLock) return [.. _state.Logs.Keys];
-        }
-    }
+    /// <summary>The writers whose segments this store reads (its own included), "" being the default writer. Never waits for a refresh.</summary>
+    public IReadOnlyList<string> Writers => Volatile.Read(ref _state).WriterNames;
 
     public bool Contains(string id) => Volatile.Read(ref _state).Index.ContainsKey(id);
 
@@ -337,8 +343,7 @@ public sealed class DiskShardStore : IMemoryStore, IDisposable
                 var handle = OpenHandleFor(f.Writer, f.Path, FileMode.Open);
                 var seg = new Segment(st.NextKey++, f.Writer, f.Number, f.Path, handle, 0);
                 st.Segments.Add(seg.Key, seg);
-                if (!st.Logs.TryGetValue(f.Writer, out var log)) st.Logs[f.Writer] = log = [];
-                log.Add(seg);
+                st.LogFor(f.Writer).Add(seg);
             }
 
             var skipped = new List<CorruptRegion>();
@@ -587,8 +592,7 @@ public sealed class DiskShardStore : IMemoryStore, IDisposable
                 _segLock.EnterWriteLock();
                 try { st.Segments.Add(seg.Key, seg); }
                 finally { _segLock.ExitWriteLock(); }
-                if (!st.Logs.TryGetValue(f.Writer, out var log)) st.Logs[f.Writer] = log = [];
-                log.Add(seg);
+                st.LogFor(f.Writer).Add(seg);
                 added++;
             }
 
@@ -892,8 +896,7 @@ public sealed class DiskShardStore : IMemoryStore, IDisposable
         _segLock.EnterWriteLock();
         try { st.Segments.Add(seg.Key, seg); }
         finally { _segLock.ExitWriteLock(); }
-        if (!st.Logs.TryGetValue(_writer, out var log)) st.Logs[_writer] = log = [];
-        log.Add(seg);
+        st.LogFor(_writer).Add(seg);
         return seg;
     }
 

@@ -20,7 +20,7 @@ public static class MemoryEndpoints
         g.MapPost("", IngestAsync).WithName("IngestMemories")
             .WithSummary("Ingests text (JSON {texts|text, namespace}) or files (multipart/form-data: files, namespace) into the bank; returns a job (202); 403 when the bank is read-only")
             .Accepts<IngestRequest>("application/json", "multipart/form-data")
-            .Produces<IngestJobDto>(202).ProducesOpenAiErrors()
+            .Produces<IngestJobDto>(202).ProducesOpenAiErrors().Produces<OpenAiErrorResponse>(403)
             .WithExample("""{"texts":["The Eiffel Tower is 330 metres tall.","Memory3 stores references as sparse key-values."],"namespace":"default"}""", null);
         g.MapGet("/jobs/{id}", GetJob).WithName("GetIngestJob").WithSummary("An ingestion job's progress")
             .ProducesOpenAiErrors()
@@ -31,7 +31,7 @@ public static class MemoryEndpoints
         g.MapGet("/{id}", GetAsync).WithName("GetMemory").WithSummary("One reference").ProducesOpenAiErrors()
             .WithExample(null, """{"id":"3f2a...","object":"memory","namespace":"default","text":"The Eiffel Tower is 330 metres tall."}""");
         g.MapDelete("/{id}", DeleteAsync).WithName("DeleteMemory").WithSummary("Deletes a reference (a tombstone on disk; gone from every tier and the index); 403 when the bank is read-only")
-            .ProducesOpenAiErrors().WithExample(null, """{"id":"3f2a...","object":"memory.deleted","deleted":true}""");
+            .ProducesOpenAiErrors().Produces<OpenAiErrorResponse>(403).WithExample(null, """{"id":"3f2a...","object":"memory.deleted","deleted":true}""");
         g.MapPost("/search", SearchAsync).WithName("SearchMemories").WithSummary("Hybrid (dense + BM25) search over the namespaces the key may use")
             .Accepts<MemorySearchRequest>("application/json").ProducesOpenAiErrors()
             .WithExample("""{"query":"How tall is the Eiffel Tower?","top_k":3}""",
