@@ -83,11 +83,32 @@ public class DeployFileTests
         Assert.Contains("path: /ready", deployment);
         Assert.Contains("path: /health", deployment);
         Assert.Contains("nvidia.com/gpu: 1", File.ReadAllText(Path.Combine(Deploy, "k8s/overlays/gpu/deployment-gpu.yaml")));
-        Assert.Contains("completionMode: Indexed", File.ReadAllText(Path.Combine(Deploy, "k8s/base/ingest-job.yaml")));
+        var job = File.ReadAllText(Path.Combine(Deploy, "k8s/base/ingest-job.yaml"));
+        Assert.Contains("completionMode: Indexed", job);
         // The ConfigMap's appsettings is valid JSON.
         var cm = (YamlMappingNode)LoadYaml(Path.Combine(Deploy, "k8s/base/configmap.yaml"))[0].RootNode;
         var appsettings = ((YamlMappingNode)cm["data"])["appsettings.Production.json"].ToString();
-        Assert.NotNull(JsonNode.Parse(appsettings)!["Memory3"]!["Bank"]!["Path"]);
+        var bank = JsonNode.Parse(appsettings)!["Memory3"]!["Bank"]!;
+        string bankPath = (string)bank["Path"]!;
+
+        // Serving pods open the bank on the shard volume itself, read-only (no per-pod copy), and refresh it; every Job
+        // index writes that same bank as its own writer.
+        Assert.True((bool)bank["ReadOnly"]!);
+        Assert.True((double)bank["RefreshSeconds"]! > 0);
+        var pod = (YamlMappingNode)((YamlMappingNode)((YamlMappingNode)((YamlMappingNode)LoadYaml(Path.Combine(Deploy, "k8s/base/deployment.yaml"))[0].RootNode)["spec"])["template"])["spec"];
+        Assert.False(pod.Children.ContainsKey("initContainers"));
+        Assert.DoesNotContain("emptyDir", deployment);
+        var server = (YamlMappingNode)((YamlSequenceNode)pod["containers"])[0];
+        var shardMount = ((YamlSequenceNode)server["volumeMounts"]).Cast<YamlMappingNode>().Single(m => m["name"].ToString() == "shards");
+        Assert.Equal("true", shardMount["readOnly"].ToString());
+        Assert.StartsWith(shardMount["mountPath"].ToString() + "/", bankPath);
+        var shardVolume = ((YamlSequenceNode)pod["volumes"]).Cast<YamlMappingNode>().Single(v => v["name"].ToString() == "shards");
+        Assert.Equal("true", ((YamlMappingNode)shardVolume["persistentVolumeClaim"])["readOnly"].ToString());
+        foreach (var f in new[] { "k8s/base/ingest-job.yaml", "k8s/overlays/gpu/ingest-job-gpu.yaml" })
+        {
+            var text = File.ReadAllText(Path.Combine(Deploy, f));
+            Assert.Contains($"--bank {bankPath} --writer-id ${{JOB_COMPLETION_INDEX}}", text);
+        }
     }
 }
 

@@ -18,18 +18,29 @@ public class BankSettings : ModelSettings
     [CommandOption("--redis <CONFIG>"), Description("Redis hot tier (StackExchange.Redis configuration, e.g. 127.0.0.1:6379)")]
     public string? Redis { get; init; }
 
+    [CommandOption("--writer-id <ID>"), Description("Write as this writer (segments seg-ID-N.m3s, lock writer-ID.lock, index folder index-ID), so that " +
+        "several writers ingest into one bank at once, e.g. the indexes of a Kubernetes Indexed Job (--writer-id $JOB_COMPLETION_INDEX). Default: the bank's default writer")]
+    public string? WriterId { get; init; }
+
+    [CommandOption("--read-only"), Description("Open the bank read-only: no lock, nothing written (search or inspect a bank that a server or Job is writing, or a read-only mount)")]
+    public bool ReadOnly { get; init; }
+
     public override ValidationResult Validate()
     {
         var b = base.Validate();
         if (!b.Successful) return b;
+        if (DiskShardOptions.CheckWriterId(WriterId) is { } bad) return ValidationResult.Error($"--writer-id: {bad}");
+        if (ReadOnly && !string.IsNullOrEmpty(WriterId)) return ValidationResult.Error("--read-only and --writer-id exclude each other: a read-only opener writes nothing");
         return string.IsNullOrWhiteSpace(Bank) ? ValidationResult.Error("--bank DIR is required") : ValidationResult.Success();
     }
+
+    internal MemoryBankOptions BankOptions() => new() { Redis = Redis, WriterId = string.IsNullOrEmpty(WriterId) ? null : WriterId, ReadOnly = ReadOnly };
 
     internal (CausalLM Model, ITokenizer Tokenizer, MemoryBank Bank) Open()
     {
         var tokenizer = TokenizerLoader.Load(Model!);
         var model = CausalLM.Load(Model!, Options);
-        try { return (model, tokenizer, MemoryBank.Open(Bank!, model, tokenizer, new MemoryBankOptions { Redis = Redis })); }
+        try { return (model, tokenizer, MemoryBank.Open(Bank!, model, tokenizer, BankOptions())); }
         catch { model.Dispose(); throw; }
     }
 }
@@ -47,6 +58,7 @@ public sealed class IngestCommand : Command<IngestCommand.Settings>
 
     public override int Execute(CommandContext context, Settings s, CancellationToken cancellationToken)
     {
+        if (s.ReadOnly) throw new ArgumentException("--read-only: ingest writes the bank; leave it out (and give --writer-id when other writers write the same bank)");
         var (model, _, bank) = s.Open();
         using var __ = model;
         using var ___ = bank;
@@ -131,6 +143,8 @@ public sealed class QuantizerTrainCommand : Command<QuantizerTrainCommand.Settin
 
     public override int Execute(CommandContext context, Settings s, CancellationToken cancellationToken)
     {
+        if (s.ReadOnly || !string.IsNullOrEmpty(s.WriterId))
+            throw new ArgumentException("quantizer train converts every writer's segments in place: run it with no --read-only or --writer-id, while no server or Job has the bank open");
         var tokenizer = TokenizerLoader.Load(s.Model!);
         using var model = CausalLM.Load(s.Model!, s.Options);
         var report = MemoryBank.TrainQuantizer(s.Bank!, model, tokenizer, new QuantizerOptions { SubQuantizers = s.SubQuantizers }, s.Samples, s.Seed,

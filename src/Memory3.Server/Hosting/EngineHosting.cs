@@ -12,7 +12,8 @@ public static partial class EngineHosting
         builder.Services.AddOptions<Memory3Options>().Bind(builder.Configuration.GetSection(Memory3Options.Section)).ValidateOnStart();
         builder.Services.AddSingleton<IValidateOptions<Memory3Options>, Memory3OptionsValidator>();
         builder.Services.AddSingleton(sp => new ModelHost(
-            sp.GetRequiredService<IOptions<Memory3Options>>(), sp.GetRequiredService<IHostEnvironment>(), sp.GetService<IModelRunnerFactory>()));
+            sp.GetRequiredService<IOptions<Memory3Options>>(), sp.GetRequiredService<IHostEnvironment>(), sp.GetService<IModelRunnerFactory>(),
+            loggerFactory: sp.GetService<ILoggerFactory>()));
         builder.Services.AddSingleton<IInferenceEngine>(sp => sp.GetRequiredService<ModelHost>().Engine);
         builder.Services.AddSingleton<ApiKeyStore>();
         builder.Services.AddHostedService<EngineHostedService>();

@@ -52,6 +52,16 @@ public sealed class BankSettings
     public int MaxMemoriesPerChunk { get; set; }
     /// <summary>References encoded per engine work item while ingesting (smaller: generation waits less).</summary>
     public int IngestBatchReferences { get; set; } = 16;
+    /// <summary>
+    /// Open the bank read-only: a serving replica on a shared, read-only shard volume. Nothing in the bank folder is
+    /// created, locked or changed; <c>POST</c> and <c>DELETE /v1/memories</c> answer 403; what the bank's writers (the
+    /// ingestion Job) add is picked up every <see cref="RefreshSeconds"/>.
+    /// </summary>
+    public bool ReadOnly { get; set; }
+    /// <summary>Seconds between two refreshes of the bank (new segments and records of its writers); 0: never.</summary>
+    public double RefreshSeconds { get; set; } = 10;
+    /// <summary>This server's writer id when it writes a bank that other writers (Job indexes) also write; null: the default writer. Ignored when read-only.</summary>
+    public string? WriterId { get; set; }
 }
 
 public sealed class ApiKeySettings
@@ -115,6 +125,8 @@ public sealed class Memory3OptionsValidator(IHostEnvironment env) : IValidateOpt
         if (o.Bank.Embedder is not ("minilm" or "hashing")) errors.Add($"{P}:Bank:Embedder must be minilm or hashing (got '{o.Bank.Embedder}')");
         if (o.Bank.MaxMemoriesPerChunk < 0) errors.Add($"{P}:Bank:MaxMemoriesPerChunk must be 0 (the model's) or positive (got {o.Bank.MaxMemoriesPerChunk})");
         if (o.Bank.IngestBatchReferences < 1) errors.Add($"{P}:Bank:IngestBatchReferences must be at least 1 (got {o.Bank.IngestBatchReferences})");
+        if (o.Bank.RefreshSeconds < 0 || double.IsNaN(o.Bank.RefreshSeconds)) errors.Add($"{P}:Bank:RefreshSeconds must be 0 (never) or positive (got {o.Bank.RefreshSeconds})");
+        if (Memory3.Engine.Memory.Store.DiskShardOptions.CheckWriterId(o.Bank.WriterId) is { } badWriter) errors.Add($"{P}:Bank:WriterId: {badWriter}");
         if (o.Limits.MaxRequestBodyBytes < 1024) errors.Add($"{P}:Limits:MaxRequestBodyBytes must be at least 1024 (got {o.Limits.MaxRequestBodyBytes})");
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
     }

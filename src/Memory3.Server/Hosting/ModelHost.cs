@@ -14,8 +14,9 @@ namespace Memory3.Server.Hosting;
 public sealed class ModelHost : IDisposable
 {
     public ModelHost(IOptions<Memory3Options> options, IHostEnvironment env, IModelRunnerFactory? runnerFactory = null,
-        Func<IModelRunner, IMemorySource?>? memorySourceFactory = null)
+        Func<IModelRunner, IMemorySource?>? memorySourceFactory = null, ILoggerFactory? loggerFactory = null)
     {
+        _loggerFactory = loggerFactory;
         var o = options.Value;
         Directory = RepositoryLayout.ResolvePath(o.Model.Path, env.ContentRootPath);
         Config = ModelConfig.Load(Directory);
@@ -50,6 +51,7 @@ public sealed class ModelHost : IDisposable
     }
 
     private readonly BankSettings _bankSettings;
+    private readonly ILoggerFactory? _loggerFactory;
     private readonly string? _redis;
     private IEmbedder? _embedder;
     private readonly Lock _embedderLock = new();
@@ -64,6 +66,10 @@ public sealed class ModelHost : IDisposable
             ProcessCacheBytes = _bankSettings.ProcessCacheBytes,
             EncodeBatch = Math.Max(1, _bankSettings.IngestBatchReferences),
             Embedder = _bankSettings.Embedder == "hashing" ? new HashingEmbedder() : null,
+            ReadOnly = _bankSettings.ReadOnly,
+            WriterId = string.IsNullOrEmpty(_bankSettings.WriterId) ? null : _bankSettings.WriterId,
+            RefreshInterval = TimeSpan.FromSeconds(_bankSettings.RefreshSeconds),
+            Logger = _loggerFactory?.CreateLogger("Memory3.Engine.Memory.MemoryBank"),
         });
         Bank = bank;
         return bank;

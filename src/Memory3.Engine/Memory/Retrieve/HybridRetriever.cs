@@ -80,8 +80,37 @@ public sealed class HybridRetriever : IMemoryRetriever, IDisposable
         _options = options ?? new HybridRetrieverOptions();
     }
 
-    /// <summary>The folder <see cref="Save()"/> writes to: {bank}/index when opened with <see cref="Open"/>.</summary>
-    public string? IndexDirectory { get; private set; }
+    /// <summary>The folder <see cref="Save()"/> writes to: {bank}/{indexName} when opened with <see cref="Open"/>; settable (a writer that
+    /// started from another writer's index saves into its own).</summary>
+    public string? IndexDirectory { get; set; }
+
+    /// <summary>The index folder of a bank's default writer (and of a read-only bank): <c>index</c>.</summary>
+    public const string DefaultIndexName = "index";
+
+    /// <summary>A writer's index folder in the bank: <c>index</c> for the default writer, <c>index-{writerId}</c> otherwise.</summary>
+    public static string IndexNameFor(string? writerId) => string.IsNullOrEmpty(writerId) ? DefaultIndexName : DefaultIndexName + "-" + writerId;
+
+    /// <summary>The names of the saved indexes in <paramref name="bankDirectory"/> (<c>index</c>, <c>index-*</c>; not the temporary folders of a save in progress).</summary>
+    public static IReadOnlyList<string> IndexNames(string bankDirectory)
+    {
+        if (!Directory.Exists(bankDirectory)) return [];
+        return Directory.EnumerateDirectories(bankDirectory)
+            .Select(d => Path.GetFileName(d))
+            .Where(n => (n == DefaultIndexName || n.StartsWith(DefaultIndexName + "-", StringComparison.Ordinal)) && !n.Contains(".tmp-", StringComparison.Ordinal))
+            .Order(StringComparer.Ordinal).ToList();
+    }
+
+    /// <summary>The stored vector of reference <paramref name="id"/> when this index holds it with exactly this namespace and text.</summary>
+    public float[]? TryGetVector(string id, string ns, string text)
+    {
+        _lock.EnterReadLock();
+        try
+        {
+            if (_disposed || !_byId.TryGetValue(id, out var e) || e.Namespace != ns || e.Text != text) return null;
+            return _slots[e.Slot].Dense.Get(e.Key, out float[] v) >= 1 && v is { Length: > 0 } && v.Length == _embedder.Dimensions ? v : null;
+        }
+        finally { _lock.ExitReadLock(); }
+    }
     /// <summary>True when <see cref="Open"/> found no usable index (missing, from another model, corrupt).</summary>
     public bool NeedsRebuild { get; private set; }
     public string? NeedsRebuildReason { get; private set; }
@@ -99,7 +128,14 @@ public sealed class HybridRetriever : IMemoryRetriever, IDisposable
     public void Add(IReadOnlyList<(string Id, string Namespace, string Text)> refs) => Add(refs, null);
 
     /// <summary><see cref="IMemoryRetriever.Add"/> with progress (references processed so far).</summary>
-    public int Add(IReadOnlyList<(string Id, string Namespace, string Text)> refs, IProgress<int>? progress)
+    public int Add(IReadOnlyList<(string Id, string Namespace, string Text)> refs, IProgress<int>? progress) => Add(refs, progress, null);
+
+    /// <summary>
+    /// <see cref="Add(IReadOnlyList{ValueTuple{string, string, string}}, IProgress{int}?)"/> taking each reference's vector from
+    /// <paramref name="knownVector"/> (id, namespace, text → vector or null) when it has one, e.g. from another writer's saved
+    /// index; only the rest are embedded. Returns how many were embedded.
+    /// </summary>
+    public int Add(IReadOnlyList<(string Id, string Namespace, string Text)> refs, IProgress<int>? progress, Func<string, string, string, float[]?>? knownVector)
     {
         ArgumentNullException.ThrowIfNull(refs);
         ObjectDisposedException.ThrowIf(_disposed, this);
@@ -119,12 +155,24 @@ public sealed class HybridRetriever : IMemoryRetriever, IDisposable
             finally { _lock.ExitReadLock(); }
             if (todo.Count > 0)
             {
-                var vectors = _embedder.Embed(todo.Select(r => r.Text).ToArray());
-                if (vectors.Length != todo.Count) throw new InvalidOperationException("embedder returned the wrong number of vectors");
+                var vectors = new float[todo.Count][];
+                var missing = new List<int>();
+                for (int i = 0; i < todo.Count; i++)
+                {
+                    var known = knownVector?.Invoke(todo[i].Id, todo[i].Namespace, todo[i].Text);
+                    if (known is not null && known.Length == _embedder.Dimensions) vectors[i] = known;
+                    else missing.Add(i);
+                }
+                if (missing.Count > 0)
+                {
+                    var fresh = _embedder.Embed(missing.Select(i => todo[i].Text).ToArray());
+                    if (fresh.Length != missing.Count) throw new InvalidOperationException("embedder returned the wrong number of vectors");
+                    for (int j = 0; j < missing.Count; j++) vectors[missing[j]] = fresh[j];
+                }
                 _lock.EnterWriteLock();
                 try { InsertLocked(todo, vectors); }
                 finally { _lock.ExitWriteLock(); }
-                embedded += todo.Count;
+                embedded += missing.Count;
             }
             progress?.Report(Math.Min(refs.Count, start + batch));
         }
@@ -193,7 +241,11 @@ public sealed class HybridRetriever : IMemoryRetriever, IDisposable
     /// and text are unchanged keep their vectors, new or changed ones are embedded, the rest are removed. Clears
     /// <see cref="NeedsRebuild"/>. Does not save: call <see cref="Save()"/> after.
     /// </summary>
-    public RebuildResult Rebuild(IEnumerable<(string Id, string Namespace, string Text)> records, IProgress<int>? progress = null)
+    public RebuildResult Rebuild(IEnumerable<(string Id, string Namespace, string Text)> records, IProgress<int>? progress = null) =>
+        Rebuild(records, progress, null);
+
+    /// <summary><see cref="Rebuild(IEnumerable{ValueTuple{string, string, string}}, IProgress{int}?)"/> with vectors from <paramref name="knownVector"/> where it has them (see <see cref="Add(IReadOnlyList{ValueTuple{string, string, string}}, IProgress{int}?, Func{string, string, string, float[]?}?)"/>).</summary>
+    public RebuildResult Rebuild(IEnumerable<(string Id, string Namespace, string Text)> records, IProgress<int>? progress, Func<string, string, string, float[]?>? knownVector)
     {
         var desired = new Dictionary<string, (string Id, string Namespace, string Text)>(StringComparer.Ordinal);
         foreach (var r in records) desired[r.Id] = (r.Id, r.Namespace ?? "", r.Text ?? "");
@@ -205,7 +257,7 @@ public sealed class HybridRetriever : IMemoryRetriever, IDisposable
                 if (RemoveLocked(id)) removed++;
         }
         finally { _lock.ExitWriteLock(); }
-        int embedded = Add(desired.Values.ToList(), progress);
+        int embedded = Add(desired.Values.ToList(), progress, knownVector);
         NeedsRebuild = false;
         NeedsRebuildReason = null;
         return new RebuildResult(desired.Count - embedded, embedded, removed);
@@ -397,13 +449,13 @@ public sealed class HybridRetriever : IMemoryRetriever, IDisposable
     // ---------------------------------------------------------------- persistence
 
     /// <summary>
-    /// Opens the index in {<paramref name="bankDirectory"/>}/index. Never throws for a missing, foreign (another embedder)
+    /// Opens the index in {<paramref name="bankDirectory"/>}/{<paramref name="indexName"/>} (only reads). Never throws for a missing, foreign (another embedder)
     /// or damaged index: it returns an empty retriever with <see cref="NeedsRebuild"/> set and the reason; the caller then
     /// runs <see cref="Rebuild"/> with the disk store's records and <see cref="Save()"/>s (or use <see cref="OpenOrRebuild"/>).
     /// </summary>
-    public static HybridRetriever Open(string bankDirectory, IEmbedder embedder, HybridRetrieverOptions? options = null)
+    public static HybridRetriever Open(string bankDirectory, IEmbedder embedder, HybridRetrieverOptions? options = null, string indexName = DefaultIndexName)
     {
-        var dir = Path.Combine(bankDirectory, "index");
+        var dir = Path.Combine(bankDirectory, indexName);
         var r = new HybridRetriever(embedder, options) { IndexDirectory = dir };
         try
         {

@@ -24,6 +24,10 @@ internal static class StoreMetrics
     public static readonly Counter<long> DiskCorruptReads = EngineTelemetry.Meter.CreateCounter<long>(
         "memory3.memory.disk.corrupt_reads", "{record}", "Disk records that failed verification on read and were not served.");
 
+    /// <summary>Records of other writers picked up by <see cref="DiskShardStore.Refresh"/> (a read-only bank following its writers).</summary>
+    public static readonly Counter<long> DiskRefreshRecords = EngineTelemetry.Meter.CreateCounter<long>(
+        "memory3.memory.disk.refresh.records", "{record}", "Records written by other writers and picked up by a bank refresh.");
+
     private static readonly object BoxedTrue = true, BoxedFalse = false;
     private static readonly ConcurrentDictionary<InProcessMemoryCache, byte> Caches = new();
 

@@ -18,9 +18,9 @@ public static class MemoryEndpoints
     {
         var g = v1.MapGroup("/memories").WithTags("Memory");
         g.MapPost("", IngestAsync).WithName("IngestMemories")
-            .WithSummary("Ingests text (JSON {texts|text, namespace}) or files (multipart/form-data: files, namespace) into the bank; returns a job (202)")
+            .WithSummary("Ingests text (JSON {texts|text, namespace}) or files (multipart/form-data: files, namespace) into the bank; returns a job (202); 403 when the bank is read-only")
             .Accepts<IngestRequest>("application/json", "multipart/form-data")
-            .Produces<IngestJobDto>(202).ProducesOpenAiErrors()
+            .Produces<IngestJobDto>(202).ProducesOpenAiErrors().Produces<OpenAiErrorResponse>(403)
             .WithExample("""{"texts":["The Eiffel Tower is 330 metres tall.","Memory3 stores references as sparse key-values."],"namespace":"default"}""", null);
         g.MapGet("/jobs/{id}", GetJob).WithName("GetIngestJob").WithSummary("An ingestion job's progress")
             .ProducesOpenAiErrors()
@@ -30,8 +30,8 @@ public static class MemoryEndpoints
             .WithExample(null, """{"object":"list","data":[{"id":"3f2a...","object":"memory","namespace":"default","text":"The Eiffel Tower is 330 metres tall."}],"has_more":false,"first_id":"3f2a...","last_id":"3f2a..."}""");
         g.MapGet("/{id}", GetAsync).WithName("GetMemory").WithSummary("One reference").ProducesOpenAiErrors()
             .WithExample(null, """{"id":"3f2a...","object":"memory","namespace":"default","text":"The Eiffel Tower is 330 metres tall."}""");
-        g.MapDelete("/{id}", DeleteAsync).WithName("DeleteMemory").WithSummary("Deletes a reference (a tombstone on disk; gone from every tier and the index)")
-            .ProducesOpenAiErrors().WithExample(null, """{"id":"3f2a...","object":"memory.deleted","deleted":true}""");
+        g.MapDelete("/{id}", DeleteAsync).WithName("DeleteMemory").WithSummary("Deletes a reference (a tombstone on disk; gone from every tier and the index); 403 when the bank is read-only")
+            .ProducesOpenAiErrors().Produces<OpenAiErrorResponse>(403).WithExample(null, """{"id":"3f2a...","object":"memory.deleted","deleted":true}""");
         g.MapPost("/search", SearchAsync).WithName("SearchMemories").WithSummary("Hybrid (dense + BM25) search over the namespaces the key may use")
             .Accepts<MemorySearchRequest>("application/json").ProducesOpenAiErrors()
             .WithExample("""{"query":"How tall is the Eiffel Tower?","top_k":3}""",
@@ -53,6 +53,7 @@ public static class MemoryEndpoints
     public static async Task<Accepted<IngestJobDto>> IngestAsync(HttpContext http, ModelHost host, IngestJobs jobs, IOptions<Memory3Options> options)
     {
         var bank = Bank(host);
+        if (bank.ReadOnly) throw MemoryMapping.ReadOnlyBank();
         var principal = MemoryMapping.Principal(http);
         var docs = new List<Document>();
         string ns;
@@ -133,6 +134,7 @@ public static class MemoryEndpoints
     public static async Task<Ok<MemoryDeleted>> DeleteAsync(string id, HttpContext http, ModelHost host)
     {
         var bank = Bank(host);
+        if (bank.ReadOnly) throw MemoryMapping.ReadOnlyBank();
         var r = await FindAsync(bank, MemoryMapping.Principal(http), id, http.RequestAborted);
         await bank.DeleteAsync(r.Id, CancellationToken.None);
         return TypedResults.Ok(new MemoryDeleted(r.Id, "memory.deleted", true));

@@ -40,6 +40,12 @@ public static class MemoryMapping
     public static ApiException NamespaceNotFound(string ns, string param) =>
         new(404, $"The memory namespace '{ns}' does not exist.", param, "invalid_request_error", "namespace_not_found");
 
+    /// <summary>403: the bank is open read-only (a serving replica); writes go through the bank's writers.</summary>
+    public static ApiException ReadOnlyBank(string? message = null) =>
+        new(403, message ?? "This server's memory bank is read-only (Memory3:Bank:ReadOnly): memories cannot be ingested or deleted here. " +
+            "Ingest through a writer of the bank (the ingestion Job, or a server that opens it read-write); this server picks new memories up by itself.",
+            null, "permission_error", "memory_bank_read_only");
+
     public static ApiException NoBank() =>
         new(404, "This server has no memory bank: set Memory3:Bank:Path (and serve a model with memory keys) to use /v1/memories.", null, "invalid_request_error", "memory_bank_not_configured");
 

@@ -42,6 +42,7 @@ public static class OpenAiErrors
         EngineNotReadyException n => new ApiException(503, n.Message, null, "service_unavailable", "model_not_ready") { RetryAfterSeconds = n.RetryAfterSeconds },
         InvalidOperationException { InnerException: System.Text.DecoderFallbackException } => ApiException.BadRequest("the request body is not valid UTF-8"),
         ChatFormatException c => ApiException.BadRequest(c.Message, "messages", "chat_template_error"),
+        Memory3.Engine.Memory.Store.MemoryBankReadOnlyException ro => Memory.MemoryMapping.ReadOnlyBank(ro.Message),
         _ => null,
     };
 
