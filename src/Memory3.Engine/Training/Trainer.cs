@@ -45,7 +45,7 @@ public sealed class Trainer
     }
 
     /// <summary>Runs (or resumes) a stage, checkpointing under <paramref name="checkpointDir"/>; appends each step to <paramref name="log"/>.</summary>
-    public void Run(StageOptions o, Func<int, int, TrainSample> sample, string checkpointDir, Action<StepReport>? report = null, TextWriter? log = null)
+    public void Run(StageOptions o, Func<int, int, TrainSample> sample, string checkpointDir, Action<StepReport>? report = null, TextWriter? log = null, CancellationToken ct = default)
     {
         Directory.CreateDirectory(checkpointDir);
         var parameters = _model.Parameters().ToList();
@@ -59,6 +59,7 @@ public sealed class Trainer
         var clock = Stopwatch.StartNew();
         for (int step = start; step < o.Steps; step++)
         {
+            ct.ThrowIfCancellationRequested();
             double lr = o.LrAt(step);
             foreach (var g in optimizer.ParamGroups) g.LearningRate = lr;
             var batch = Enumerable.Range(0, o.BatchSize).Select(i => sample(step, i)).ToList();
