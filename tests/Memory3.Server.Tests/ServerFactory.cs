@@ -7,7 +7,11 @@ using Microsoft.Extensions.DependencyInjection;
 
 namespace Memory3.Server.Tests;
 
-/// <summary>The server over the default model (float32, so batched and alone agree bit for bit), or over a fake runner.</summary>
+/// <summary>
+/// The server over the random-weight test model (float32, so batched and alone agree bit for bit) and no bank unless a
+/// test names one, or over a fake runner. (appsettings.json's defaults — the trained model with its seeded bank — are
+/// what <c>ShippedModelTests</c> runs.)
+/// </summary>
 public class ServerFactory : WebApplicationFactory<Program>
 {
     private readonly Dictionary<string, string?> _settings;
@@ -15,7 +19,11 @@ public class ServerFactory : WebApplicationFactory<Program>
 
     internal ServerFactory(Dictionary<string, string?>? settings, IModelRunnerFactory? runner)
     {
-        _settings = new() { ["Memory3:Model:DType"] = "float32", ["Memory3:Engine:MaxNumSeqs"] = "8", ["Memory3:Engine:MaxModelLen"] = "512" };
+        _settings = new()
+        {
+            ["Memory3:Model:Path"] = "models/tiny-random", ["Memory3:Bank:Path"] = "", ["Memory3:Bank:SeedKnowledge"] = "false",
+            ["Memory3:Model:DType"] = "float32", ["Memory3:Engine:MaxNumSeqs"] = "8", ["Memory3:Engine:MaxModelLen"] = "512",
+        };
         if (settings is not null) foreach (var (k, v) in settings) _settings[k] = v;
         _runner = runner;
     }

@@ -60,6 +60,8 @@ public sealed class BankSettings
     public bool ReadOnly { get; set; }
     /// <summary>Seconds between two refreshes of the bank (new segments and records of its writers); 0: never.</summary>
     public double RefreshSeconds { get; set; } = 10;
+    /// <summary>On first start, ingest the model directory's <c>knowledge/</c> folder into an empty, writable bank (the demo knowledge base).</summary>
+    public bool SeedKnowledge { get; set; } = true;
     /// <summary>This server's writer id when it writes a bank that other writers (Job indexes) also write; null: the default writer. Ignored when read-only.</summary>
     public string? WriterId { get; set; }
 }

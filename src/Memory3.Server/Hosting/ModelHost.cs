@@ -40,7 +40,7 @@ public sealed class ModelHost : IDisposable
         {
             int maxPer = o.Bank.MaxMemoriesPerChunk > 0 ? o.Bank.MaxMemoriesPerChunk : m.MemoriesPerChunk;
             info = info with { Memory = new EngineMemoryInfo(Tokenizer.Encode(m.ReferencePrefix, addSpecialTokens: false), m.MemoryTokensPerHead, m.ReferenceMaxTokens, m.MemoriesPerChunk, m.RetrievalInterval, maxPer) };
-            if (o.Bank.Path is { } bankPath)
+            if (!string.IsNullOrWhiteSpace(o.Bank.Path) && o.Bank.Path is { } bankPath)
             {
                 BankDirectory = RepositoryLayout.ResolvePath(bankPath, env.ContentRootPath);
                 memoryFactory = memorySourceFactory ?? OpenBank;

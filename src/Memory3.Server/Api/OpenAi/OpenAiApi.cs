@@ -16,6 +16,8 @@ public static class OpenAiApi
         builder.Services.AddProblemDetails();
         builder.Services.AddApiDocs();
         builder.Services.AddSingleton<Memory3.Server.Api.Memory.IngestJobs>();
+        builder.Services.AddSingleton<Memory3.Server.Api.Memory.KnowledgeSeeder>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<Memory3.Server.Api.Memory.KnowledgeSeeder>());
         return builder;
     }
 
