@@ -72,7 +72,7 @@ public sealed class KnowledgeWorld
                 }
                 sb[0] = char.ToUpperInvariant(sb[0]);
                 var w = sb.ToString();
-                if (w.Length < 4 || Reserved.Contains(w) || !_used.Add(w)) continue;
+                if (w.Length < 4 || Reserved.Contains(w) || TemplateWords.Contains(w) || !_used.Add(w)) continue;
                 return w;
             }
         }
@@ -173,6 +173,17 @@ public sealed class KnowledgeWorld
     [
         "", "", "", "Here is a short note. ", "From the records: ", "A fact sheet. ", "Notes on a {1}. ",
     ];
+
+    /// <summary>
+    /// Every word the rendered text is made of besides names and values (templates, openers, kinds, the RAG
+    /// instruction), case-insensitively: a generated name may never be one of them either. The syllables can spell
+    /// "Here", "Notes", "Make", "Story"…, and such a name would occur in every text that uses the template, the
+    /// held-out world's in training text too. (Declared after the templates: static fields initialise in order.)
+    /// </summary>
+    private static readonly HashSet<string> TemplateWords = Statements.Values.Concat(Questions.Values).SelectMany(t => t)
+        .Concat(Openers).Concat(["city", "company", "book", "invention", "person", TrainingData.RagInstruction])
+        .SelectMany(t => Regex.Matches(t, @"\p{L}+").Select(m => m.Value))
+        .ToHashSet(StringComparer.OrdinalIgnoreCase);
 
     /// <summary>The sentence stating one fact, template chosen by <paramref name="rng"/>.</summary>
     public static string Statement(Entity e, Fact f, Random rng)

@@ -87,7 +87,29 @@ public sealed class TrainingData
         return hits.ToArray();
     }
 
-    private Random Rng(int stage, int step, int index) => new(HashCode.Combine(_seed, stage, step, index) & 0x7fffffff);
+    private Random Rng(int stage, int step, int index) => new(SampleSeed(_seed, stage, step, index));
+
+    /// <summary>
+    /// The seed of one sample's generator: a fixed mix (SplitMix64's finaliser) of (seed, stage, step, index).
+    /// Not <see cref="HashCode.Combine{T1,T2,T3,T4}"/>, which is salted per process: a rerun or a resumed run in a new
+    /// process must draw the same samples.
+    /// </summary>
+    internal static int SampleSeed(int seed, int stage, int step, int index)
+    {
+        ulong h = Mix((uint)seed);
+        h = Mix(h ^ (uint)stage);
+        h = Mix(h ^ (uint)step);
+        h = Mix(h ^ (uint)index);
+        return (int)(h & 0x7fffffff);
+
+        static ulong Mix(ulong z)
+        {
+            z += 0x9E3779B97F4A7C15UL;
+            z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+            z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+            return z ^ (z >> 31);
+        }
+    }
 
     private int[] Encode(string text) => _tokenizer.Encode(text, addSpecialTokens: false);
 
