@@ -20,14 +20,17 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
         [CommandOption("--seed <SEED>")]
         public int Seed { get; init; } = 1;
 
-        [CommandOption("--warmup-steps <N>"), Description("Stage 1 steps (default 400)")]
+        [CommandOption("--warmup-steps <N>"), Description("Stage 1 steps (default 1200)")]
         public int? WarmUpSteps { get; init; }
 
-        [CommandOption("--memory-steps <N>"), Description("Stage 2 steps (default 1500)")]
+        [CommandOption("--memory-steps <N>"), Description("Stage 2 steps (default 3500)")]
         public int? MemorySteps { get; init; }
 
-        [CommandOption("--chat-steps <N>"), Description("Stage 3 steps (default 400)")]
+        [CommandOption("--chat-steps <N>"), Description("Stage 3 steps (default 600)")]
         public int? ChatSteps { get; init; }
+
+        [CommandOption("--world-only"), Description("Only write the held-out world's knowledge base and questions into --out")]
+        public bool WorldOnly { get; init; }
 
         [CommandOption("--plot <FILE>"), Description("Loss curves as PNG (default docs/training-loss.png)")]
         public string Plot { get; init; } = "docs/training-loss.png";
@@ -39,6 +42,12 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
         if (s.WarmUpSteps is int w) o = o with { WarmUp = o.WarmUp with { Steps = w } };
         if (s.MemorySteps is int m) o = o with { WithMemory = o.WithMemory with { Steps = m } };
         if (s.ChatSteps is int c) o = o with { Chat = o.Chat with { Steps = c } };
+        if (s.WorldOnly)
+        {
+            TrainRecipe.WriteHeldOut(o, TrainRecipe.Worlds(o).HeldOut, s.Out);
+            AnsiConsole.MarkupLineInterpolated($"Wrote the held-out world's knowledge base and questions into {s.Out}");
+            return 0;
+        }
         var sw = Stopwatch.StartNew();
         AnsiConsole.Progress()
             .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())

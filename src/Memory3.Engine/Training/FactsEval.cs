@@ -17,7 +17,21 @@ public sealed record FactsSetting(string Name, int Correct, int Total)
 }
 
 /// <summary>Time to first token and decode speed, memory against RAG, on the same questions.</summary>
-public sealed record FactsTiming(string Name, int Questions, double TtftP50Ms, double TtftMeanMs, double DecodeTokensPerSecond, double PromptTokensMean);
+public sealed record FactsTiming(string Name, int Questions, double TtftP50Ms, double TtftMeanMs, double RetrievalP50Ms, double AfterRetrievalP50Ms,
+    double DecodeTokensPerSecond, double PromptTokensMean);
+
+/// <summary>Times the retrievals (search and fetch) a generator makes, so time to first token can be split.</summary>
+internal sealed class TimedSource(IMemorySource inner) : IMemorySource
+{
+    public double LastMs;
+    public async ValueTask<RetrievedMemories> RetrieveAsync(MemoryQuery query, CancellationToken ct = default)
+    {
+        var sw = Stopwatch.StartNew();
+        var r = await inner.RetrieveAsync(query, ct);
+        LastMs += sw.Elapsed.TotalMilliseconds;
+        return r;
+    }
+}
 
 public sealed record FactsReport(IReadOnlyList<FactsSetting> Settings, IReadOnlyList<FactsTiming> Timing, IReadOnlyList<FactsSample> Samples);
 
@@ -128,25 +142,28 @@ public sealed class FactsEval(CausalLM model, ITokenizer tokenizer)
         var timed = questions.Take(TimingQuestions).ToList();
         var fixedLen = SamplingParams.Greedy with { MaxTokens = TimingTokens, IgnoreEos = true };
         foreach (var q in timed.Take(3)) { Run(withBf16, ChatPrompt(null, q.Question), fixedLen); Run(plain, ChatPrompt(null, q.Question), fixedLen); }
-        var memT = new List<(double, double, int)>();
-        var ragT = new List<(double, double, int)>();
+        var memT = new List<(double, double, double, int)>();
+        var ragT = new List<(double, double, double, int)>();
+        var timedSource = new TimedSource(bf16);
+        var timedMemory = new Generator(model, tokenizer) { Memory = new MemoryReadOptions(timedSource) };
         foreach (var q in timed)
         {
             var prompt = ChatPrompt(null, q.Question);
-            var r = Run(withBf16, prompt, fixedLen);
-            memT.Add((r.TtftMs, r.DecodeTps, prompt.Length));
+            timedSource.LastMs = 0;
+            var r = Run(timedMemory, prompt, fixedLen);
+            memT.Add((r.TtftMs, timedSource.LastMs, r.DecodeTps, prompt.Length));
             var sw = Stopwatch.StartNew();
             var hits = bf16.Search(QueryOf(prompt), null, mem.MemoriesPerChunk);
             var ragPrompt = ChatPrompt(TrainingData.RagSystem(hits.Select(h => h.Text)), q.Question);
             double retrieveMs = sw.Elapsed.TotalMilliseconds;
             var rr = Run(plain, ragPrompt, fixedLen, retrieveMs);
-            ragT.Add((rr.TtftMs, rr.DecodeTps, ragPrompt.Length));
+            ragT.Add((rr.TtftMs, retrieveMs, rr.DecodeTps, ragPrompt.Length));
         }
-        static FactsTiming Summ(string name, List<(double Ttft, double Tps, int Prompt)> xs)
-        {
-            var t = xs.Select(x => x.Ttft).OrderBy(x => x).ToList();
-            return new FactsTiming(name, xs.Count, t.Count == 0 ? 0 : t[t.Count / 2], t.Count == 0 ? 0 : t.Average(), xs.Count == 0 ? 0 : xs.Average(x => x.Tps), xs.Count == 0 ? 0 : xs.Average(x => x.Prompt));
-        }
+        static double P50(IEnumerable<double> xs) { var l = xs.OrderBy(x => x).ToList(); return l.Count == 0 ? 0 : l[l.Count / 2]; }
+        static FactsTiming Summ(string name, List<(double Ttft, double Retrieval, double Tps, int Prompt)> xs) => xs.Count == 0
+            ? new FactsTiming(name, 0, 0, 0, 0, 0, 0, 0)
+            : new FactsTiming(name, xs.Count, P50(xs.Select(x => x.Ttft)), xs.Average(x => x.Ttft), P50(xs.Select(x => x.Retrieval)),
+                P50(xs.Select(x => x.Ttft - x.Retrieval)), xs.Average(x => x.Tps), xs.Average(x => x.Prompt));
         return new FactsReport(settings, [Summ("memory (bf16)", memT), Summ("RAG", ragT)], samples);
     }
 

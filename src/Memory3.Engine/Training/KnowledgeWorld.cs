@@ -109,21 +109,21 @@ public sealed class KnowledgeWorld
             }
             var countries = Enumerable.Range(0, Math.Max(4, size.Cities / 8)).Select(_ => names.Word(2, 3)).ToArray();
             var rivers = Enumerable.Range(0, Math.Max(4, size.Cities / 3)).Select(_ => names.Word(2, 2)).ToArray();
-            var cities = Enumerable.Range(0, size.Cities).Select(_ => names.Word(2, 3)).ToArray();
-            var orgs = Enumerable.Range(0, size.Organisations).Select(_ => names.Word(2, 3)).ToArray();
+            var cities = Enumerable.Range(0, size.Cities).Select(_ => names.Word(2, 2)).ToArray();
+            var orgs = Enumerable.Range(0, size.Organisations).Select(_ => names.Word(2, 2)).ToArray();
             var entities = new List<Entity>(size.Total);
             string Pick(string[] a) => a[rng.Next(a.Length)];
             foreach (var c in cities)
                 entities.Add(new Entity("city", c, [new("country", Pick(countries)), new("river", Pick(rivers)), new("founded", Year().ToString())]));
             foreach (var o in orgs)
-                entities.Add(new Entity("organisation", o, [new("headquarters", Pick(cities)), new("product", names.Word(2, 3)), new("founded", Year().ToString())]));
+                entities.Add(new Entity("organisation", o, [new("headquarters", Pick(cities)), new("product", names.Word(2, 2)), new("founded", Year().ToString())]));
             for (int i = 0; i < size.People; i++)
-                entities.Add(new Entity("person", names.Word(2, 2) + " " + names.Word(2, 3),
+                entities.Add(new Entity("person", names.Word(2, 2) + " " + names.Word(2, 2),
                     [new("birthplace", Pick(cities)), new("employer", Pick(orgs)), new("born", Year().ToString())]));
             for (int i = 0; i < size.Books; i++)
-                entities.Add(new Entity("book", names.Word(2, 3), [new("setting", Pick(cities)), new("published", Year().ToString())]));
+                entities.Add(new Entity("book", names.Word(2, 2), [new("setting", Pick(cities)), new("published", Year().ToString())]));
             for (int i = 0; i < size.Inventions; i++)
-                entities.Add(new Entity("invention", names.Word(2, 3), [new("place", Pick(cities)), new("invented", Year().ToString())]));
+                entities.Add(new Entity("invention", names.Word(2, 2), [new("place", Pick(cities)), new("invented", Year().ToString())]));
             // Interleave kinds so any prefix of the list is a mixed sample.
             var shuffled = entities.OrderBy(_ => rng.Next()).ToList();
             result[w] = new KnowledgeWorld(worldName, shuffled);

@@ -18,9 +18,9 @@ public sealed record TrainRecipeOptions
     public int Heads { get; init; } = 4;
     public int KvHeads { get; init; } = 2;
     public int MemoryLayers { get; init; } = 3;
-    public StageOptions WarmUp { get; init; } = new("warmup", Steps: 400, BatchSize: 16, Lr: 3e-3, MinLr: 3e-4, WarmupSteps: 30);
-    public StageOptions WithMemory { get; init; } = new("memory", Steps: 1500, BatchSize: 32, Lr: 2e-3, MinLr: 2e-4, WarmupSteps: 50);
-    public StageOptions Chat { get; init; } = new("chat", Steps: 400, BatchSize: 16, Lr: 1e-3, MinLr: 1e-4, WarmupSteps: 20);
+    public StageOptions WarmUp { get; init; } = new("warmup", Steps: 1200, BatchSize: 16, Lr: 3e-3, MinLr: 3e-4, WarmupSteps: 50);
+    public StageOptions WithMemory { get; init; } = new("memory", Steps: 3500, BatchSize: 32, Lr: 2e-3, MinLr: 2e-4, WarmupSteps: 50);
+    public StageOptions Chat { get; init; } = new("chat", Steps: 600, BatchSize: 16, Lr: 1e-3, MinLr: 1e-4, WarmupSteps: 20);
 
     public static readonly string[] SpecialTokens = ["<|im_start|>", "<|im_end|>"];
 }

@@ -34,6 +34,7 @@ public sealed class TrainingData
     private readonly List<Entity> _known = [], _memoryOnly = [];
     private readonly Dictionary<string, int> _referenceOf = new(StringComparer.Ordinal);
     private readonly int _seed;
+    private readonly List<string> _words;
 
     /// <summary>The world's references (one per entity) and their token ids.</summary>
     public IReadOnlyList<string> ReferenceTexts { get; }
@@ -50,6 +51,7 @@ public sealed class TrainingData
         var refs = world.References(seed);
         ReferenceTexts = refs.Select(r => r.Text).ToList();
         References = refs.Select(r => tokenizer.Encode(r.Text, addSpecialTokens: false)).ToList();
+        _words = world.Words().ToList();
         for (int i = 0; i < refs.Count; i++)
         {
             _referenceOf[refs[i].Entity.Name] = i;
@@ -162,32 +164,67 @@ public sealed class TrainingData
         return result;
     }
 
-    /// <summary>Stage 1, language-model warm-up without memory: passages about known entities, closed-book and RAG questions.</summary>
+    /// <summary>Stage 1, language-model warm-up without memory: copying drills (20%), passages about known entities (20%), closed-book (10%) and RAG questions (50%).</summary>
     public TrainSample WarmUp(int step, int index)
     {
         var rng = Rng(1, step, index);
         int kind = rng.Next(10);
         var e = _known[rng.Next(_known.Count)];
         var q = KnowledgeWorld.Question(e, e.Facts[rng.Next(e.Facts.Count)], rng);
-        if (kind < 5)
+        if (kind < 2) return Drill(rng, kind == 0);
+        if (kind < 4)
         {
             var text = string.Join(" ", Enumerable.Range(0, rng.Next(3)).Select(_ => _known[rng.Next(_known.Count)]).Prepend(e)
                 .SelectMany(x => x.Facts.Select(f => KnowledgeWorld.Statement(x, f, rng))).OrderBy(_ => rng.Next()));
             var toks = Encode(_bos + text);
             return new TrainSample(toks, AllLoss(toks.Length), null);
         }
-        if (kind < 7) return ChatSample(null, q, answerOnly: false, null);
-        var hits = Retrieve(q.Question, _referenceOf[e.Name]).OrderBy(_ => rng.Next()).Select(i => ReferenceTexts[i]);
-        return ChatSample(RagSystem(hits), q, answerOnly: false, null);
+        if (kind < 5) return ChatSample(null, q, answerOnly: false, null);
+        return Rag(rng, answerOnly: false);
     }
 
-    /// <summary>Stage 2, continual training with memory: questions and passages about memory-only entities; every chunk reads its retrieved references.</summary>
+    /// <summary>A RAG question about a known entity: its retrieved references (its own among them) in the system message.</summary>
+    private TrainSample Rag(Random rng, bool answerOnly)
+    {
+        var k = _known[rng.Next(_known.Count)];
+        var kq = KnowledgeWorld.Question(k, k.Facts[rng.Next(k.Facts.Count)], rng);
+        var hits = Retrieve(kq.Question, _referenceOf[k.Name]).OrderBy(_ => rng.Next()).Select(i => ReferenceTexts[i]);
+        return ChatSample(RagSystem(hits), kq, answerOnly, null);
+    }
+
+    /// <summary>
+    /// Copying drills over the training world's made-up words, which teach the model to copy a word it has never
+    /// seen in that role from earlier in the sequence (the skill every answer needs): a list said twice, or pairs
+    /// followed by a lookup (<c>… Kabrokun is Givlum … So Kabrokun is Givlum.</c>).
+    /// </summary>
+    private TrainSample Drill(Random rng, bool repeat)
+    {
+        string W() => _words[rng.Next(_words.Count)];
+        string text;
+        if (repeat)
+        {
+            var list = Enumerable.Range(0, 4 + rng.Next(6)).Select(_ => W()).ToList();
+            text = "List: " + string.Join(" ", list) + ". Again: " + string.Join(" ", list) + ".";
+        }
+        else
+        {
+            var pairs = Enumerable.Range(0, 3 + rng.Next(5)).Select(_ => (K: W(), V: W())).ToList();
+            var (k, v) = pairs[rng.Next(pairs.Count)];
+            text = "Pairs: " + string.Join(" ", pairs.Select(p => $"{p.K} is {p.V}.")) + $" So {k} is {v}.";
+        }
+        var toks = Encode(_bos + text);
+        return new TrainSample(toks, AllLoss(toks.Length), null);
+    }
+
+    /// <summary>Stage 2, continual training with memory: questions (60%) and passages (20%) about memory-only entities, every chunk reading its retrieved references; RAG questions (20%).</summary>
     public TrainSample WithMemory(int step, int index)
     {
         var rng = Rng(2, step, index);
         var e = _memoryOnly[rng.Next(_memoryOnly.Count)];
         int gold = _referenceOf[e.Name];
-        if (rng.Next(10) < 7)
+        int kind = rng.Next(10);
+        if (kind >= 8) return Rag(rng, answerOnly: false);   // keeps reading references in the prompt
+        if (kind < 6)
         {
             var q = KnowledgeWorld.Question(e, e.Facts[rng.Next(e.Facts.Count)], rng);
             return ChatSample(null, q, answerOnly: false, gold);
@@ -208,13 +245,8 @@ public sealed class TrainingData
             var q = KnowledgeWorld.Question(e, e.Facts[rng.Next(e.Facts.Count)], rng);
             return ChatSample(null, q, answerOnly: true, _referenceOf[e.Name]);
         }
+        if (kind < 17) return Rag(rng, answerOnly: true);
         var k = _known[rng.Next(_known.Count)];
-        var kq = KnowledgeWorld.Question(k, k.Facts[rng.Next(k.Facts.Count)], rng);
-        if (kind < 17)
-        {
-            var hits = Retrieve(kq.Question, _referenceOf[k.Name]).OrderBy(_ => rng.Next()).Select(i => ReferenceTexts[i]);
-            return ChatSample(RagSystem(hits), kq, answerOnly: true, null);
-        }
-        return ChatSample(null, kq, answerOnly: true, null);
+        return ChatSample(null, KnowledgeWorld.Question(k, k.Facts[rng.Next(k.Facts.Count)], rng), answerOnly: true, null);
     }
 }
