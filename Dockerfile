@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# Memory3 server image: builds src/Memory3.Server and serves the embedded model (models/tiny-random) on port 8000.
+# Memory3 server image: builds src/Memory3.Server and serves the embedded model (models/memory3-tiny) on port 8000.
 #
 #   docker build -t memory3 .                                   # CPU libtorch (default)
 #   docker build -t memory3:cuda --build-arg TORCH_DEVICE=cuda .  # CUDA 12.8 libtorch on an NVIDIA CUDA runtime base
@@ -65,13 +65,15 @@ ENTRYPOINT ["dotnet", "memory3.dll"]
 FROM runtime-${TORCH_DEVICE} AS final
 WORKDIR /app
 # The server's content root is /app: RepositoryLayout finds appsettings.json next to models/ there, and resolves
-# Memory3:Model:Path (models/tiny-random) from it.
+# Memory3:Model:Path (models/memory3-tiny) from it.
 COPY --from=build /app ./
 COPY models/ ./models/
 COPY appsettings.json ./appsettings.json
 RUN mkdir -p /app/data && chown -R 1654:1654 /app/data
+# The bank lives on the writable data folder (a volume in compose); an empty bank is seeded from the model's knowledge/.
 ENV ASPNETCORE_URLS=http://0.0.0.0:8000 \
     ASPNETCORE_HTTP_PORTS= \
+    Memory3__Bank__Path=/app/data/bank \
     DOTNET_CLI_TELEMETRY_OPTOUT=1
 EXPOSE 8000
 # The official images' non-root "app" user (uid 1654); created above on the CUDA base.

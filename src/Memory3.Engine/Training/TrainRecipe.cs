@@ -18,9 +18,11 @@ public sealed record TrainRecipeOptions
     public int Heads { get; init; } = 4;
     public int KvHeads { get; init; } = 2;
     public int MemoryLayers { get; init; } = 3;
-    public StageOptions WarmUp { get; init; } = new("warmup", Steps: 1200, BatchSize: 16, Lr: 3e-3, MinLr: 3e-4, WarmupSteps: 50);
+    /// <summary>Stage-2 steps that read two memories instead of five (curriculum).</summary>
+    public int FewMemoriesSteps { get; init; } = 800;
+    public StageOptions WarmUp { get; init; } = new("warmup", Steps: 1000, BatchSize: 16, Lr: 3e-3, MinLr: 3e-4, WarmupSteps: 50);
     public StageOptions WithMemory { get; init; } = new("memory", Steps: 3500, BatchSize: 32, Lr: 2e-3, MinLr: 2e-4, WarmupSteps: 50);
-    public StageOptions Chat { get; init; } = new("chat", Steps: 600, BatchSize: 16, Lr: 1e-3, MinLr: 1e-4, WarmupSteps: 20);
+    public StageOptions Chat { get; init; } = new("chat", Steps: 500, BatchSize: 16, Lr: 1e-3, MinLr: 1e-4, WarmupSteps: 20);
 
     public static readonly string[] SpecialTokens = ["<|im_start|>", "<|im_end|>"];
 }
@@ -71,7 +73,7 @@ public static class TrainRecipe
         }
         var tokenizer = TokenizerLoader.Load(tokDir);
         var config = Config(o, tokenizer);
-        var data = new TrainingData(train, tokenizer, o.Seed, config.Memory!.MemoriesPerChunk, config.Memory.RetrievalInterval);
+        var data = new TrainingData(train, tokenizer, o.Seed, config.Memory!.MemoriesPerChunk, config.Memory.RetrievalInterval) { FewMemoriesSteps = o.FewMemoriesSteps };
         var prefix = tokenizer.Encode(config.Memory.ReferencePrefix, addSpecialTokens: false);
 
         using var log = new StreamWriter(Path.Combine(workDir, "loss.csv"), append: true);

@@ -40,6 +40,8 @@ public sealed class TrainingData
     public IReadOnlyList<string> ReferenceTexts { get; }
     public IReadOnlyList<int[]> References { get; }
     public int MemoriesPerChunk { get; }
+    /// <summary>Stage-2 steps at the start that read only two memories (the entity's and one other): a curriculum.</summary>
+    public int FewMemoriesSteps { get; init; }
     public int Interval { get; }
 
     public TrainingData(KnowledgeWorld world, ITokenizer tokenizer, int seed, int memoriesPerChunk = 5, int interval = 64)
@@ -133,17 +135,19 @@ public sealed class TrainingData
     public static string RagSystem(IEnumerable<string> references) => RagInstruction + "\n" + string.Join("\n", references.Select(r => "Reference: " + r));
 
     /// <summary>Tokens of a chat exchange with the loss on the assistant's answer (and its end marker) only, or on everything.</summary>
-    private TrainSample ChatSample(string? system, FactQuestion q, bool answerOnly, int? memoryGold)
+    private TrainSample ChatSample(string? system, FactQuestion q, bool answerOnly, int? memoryGold, int? memories = null)
     {
         var prompt = Encode(ChatPrompt(system, q.Question));
-        var full = Encode(Chat(system, q.Question, q.Answer));
+        // The answer starts with a space: " Nulim" is then the very token sequence the references hold ("works for
+        // Nulim."), so answering is copying. After the template's newline, "Nulim" would be other tokens.
+        var full = Encode(Chat(system, q.Question, " " + q.Answer));
         var loss = new bool[full.Length];
         for (int i = 1; i < full.Length; i++) loss[i] = !answerOnly || i >= prompt.Length;
         // The newline after <|im_end|> is the template's, not the answer's: no need to learn it.
         if (answerOnly && full.Length > prompt.Length + 1) loss[^1] = false;
         if (memoryGold is not int gold) return new TrainSample(full, loss, null);
         // As served: each prompt chunk retrieves with its own text, and the answer inherits the last prompt chunk's memories.
-        var refs = ChunkReferences(prompt, gold);
+        var refs = ChunkReferences(prompt, gold, memories);
         int chunks = (full.Length + Interval - 1) / Interval;
         var perChunk = Enumerable.Range(0, chunks).Select(c => refs[Math.Min(c, refs.Length - 1)]).ToArray();
         return new TrainSample(full, loss, perChunk);
@@ -152,7 +156,7 @@ public sealed class TrainingData
     private static bool[] AllLoss(int n) { var l = new bool[n]; for (int i = 1; i < n; i++) l[i] = true; return l; }
 
     /// <summary>Per-chunk references for a token sequence: each chunk retrieves with its own text.</summary>
-    private int[][] ChunkReferences(int[] tokens, int? gold)
+    private int[][] ChunkReferences(int[] tokens, int? gold, int? memories = null)
     {
         int chunks = (tokens.Length + Interval - 1) / Interval;
         var result = new int[chunks][];
@@ -160,26 +164,28 @@ public sealed class TrainingData
         {
             var chunk = tokens[(c * Interval)..Math.Min(tokens.Length, (c + 1) * Interval)];
             result[c] = Retrieve(_tokenizer.Decode(chunk, skipSpecialTokens: true), gold);
+            if (memories is int n && gold is int g && n < result[c].Length)
+                result[c] = result[c].Where(r => r == g).Concat(result[c].Where(r => r != g)).Take(n).ToArray();
         }
         return result;
     }
 
-    /// <summary>Stage 1, language-model warm-up without memory: copying drills (20%), passages about known entities (20%), closed-book (10%) and RAG questions (50%).</summary>
+    /// <summary>Stage 1, language-model warm-up without memory: copying drills (40%), passages about known entities (20%), closed-book (10%) and RAG questions (30%).</summary>
     public TrainSample WarmUp(int step, int index)
     {
         var rng = Rng(1, step, index);
         int kind = rng.Next(10);
         var e = _known[rng.Next(_known.Count)];
         var q = KnowledgeWorld.Question(e, e.Facts[rng.Next(e.Facts.Count)], rng);
-        if (kind < 2) return Drill(rng, kind == 0);
-        if (kind < 4)
+        if (kind < 4) return Drill(rng, kind < 2);
+        if (kind < 6)
         {
             var text = string.Join(" ", Enumerable.Range(0, rng.Next(3)).Select(_ => _known[rng.Next(_known.Count)]).Prepend(e)
                 .SelectMany(x => x.Facts.Select(f => KnowledgeWorld.Statement(x, f, rng))).OrderBy(_ => rng.Next()));
             var toks = Encode(_bos + text);
             return new TrainSample(toks, AllLoss(toks.Length), null);
         }
-        if (kind < 5) return ChatSample(null, q, answerOnly: false, null);
+        if (kind < 7) return ChatSample(null, q, answerOnly: false, null);
         return Rag(rng, answerOnly: false);
     }
 
@@ -224,14 +230,16 @@ public sealed class TrainingData
         int gold = _referenceOf[e.Name];
         int kind = rng.Next(10);
         if (kind >= 8) return Rag(rng, answerOnly: false);   // keeps reading references in the prompt
+        // A curriculum: the first steps read the entity's reference and one other, then all the retrieved ones.
+        int? memories = step < FewMemoriesSteps ? 2 : null;
         if (kind < 6)
         {
             var q = KnowledgeWorld.Question(e, e.Facts[rng.Next(e.Facts.Count)], rng);
-            return ChatSample(null, q, answerOnly: false, gold);
+            return ChatSample(null, q, answerOnly: false, gold, memories);
         }
         var text = string.Join(" ", e.Facts.Select(f => KnowledgeWorld.Statement(e, f, rng)).OrderBy(_ => rng.Next()));
         var toks = Encode(_bos + text);
-        return new TrainSample(toks, AllLoss(toks.Length), ChunkReferences(toks, gold));
+        return new TrainSample(toks, AllLoss(toks.Length), ChunkReferences(toks, gold, memories));
     }
 
     /// <summary>Stage 3, chat fine-tuning (loss on answers): memory questions, RAG questions and closed-book questions.</summary>

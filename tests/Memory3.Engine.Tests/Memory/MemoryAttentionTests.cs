@@ -7,22 +7,6 @@ namespace Memory3.Engine.Tests.Memory;
 
 public class MemoryAttentionTests
 {
-    /// <summary>A tokenizer stub for the encoder: the prefix is given as ids directly (the seam is the encoder's prefix).</summary>
-    private sealed class PrefixTokenizer(int[] prefix) : ITokenizer
-    {
-        public int VocabSize => 1000;
-        public int? BosTokenId => prefix[0];
-        public IReadOnlyList<int> EosTokenIds => [];
-        public string? ChatTemplate => null;
-        public bool AddBosToken => false;
-        public int[] Encode(string text, bool addSpecialTokens = true) => prefix;
-        public string Decode(ReadOnlySpan<int> ids, bool skipSpecialTokens = false) => "";
-        public byte[] TokenBytes(int id) => [];
-        public bool IsSpecial(int id) => false;
-        public string? IdToToken(int id) => null;
-        public int? TokenToId(string token) => null;
-    }
-
     private static ModelConfig MemCfg(int memLayers = 2, int memKv = 2, int tokensPerHead = 3) =>
         RandomModel.Make("Memory3ForCausalLM", vocab: 64, hidden: 32, ffn: 40, layers: 3, heads: 4, kvHeads: 2, tie: true) with
         {

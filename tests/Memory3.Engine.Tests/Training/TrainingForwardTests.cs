@@ -1,6 +1,7 @@
 using Memory3.Engine.Memory.Encode;
 using Memory3.Engine.Model;
 using Memory3.Engine.Tokenization;
+using Memory3.Engine.Tests.Memory;
 using Memory3.Engine.Training;
 using static TorchSharp.torch;
 
@@ -13,21 +14,6 @@ namespace Memory3.Engine.Tests.Training;
 /// </summary>
 public class TrainingForwardTests
 {
-    private sealed class PrefixTokenizer(int[] prefix) : ITokenizer
-    {
-        public int VocabSize => 1000;
-        public int? BosTokenId => prefix[0];
-        public IReadOnlyList<int> EosTokenIds => [];
-        public string? ChatTemplate => null;
-        public bool AddBosToken => false;
-        public int[] Encode(string text, bool addSpecialTokens = true) => prefix;
-        public string Decode(ReadOnlySpan<int> ids, bool skipSpecialTokens = false) => "";
-        public byte[] TokenBytes(int id) => [];
-        public bool IsSpecial(int id) => false;
-        public string? IdToToken(int id) => null;
-        public int? TokenToId(string token) => null;
-    }
-
     private static ModelConfig Cfg() =>
         RandomModel.Make("Memory3ForCausalLM", vocab: 64, hidden: 32, ffn: 48, layers: 4, heads: 4, kvHeads: 2, tie: true) with
         {
