@@ -20,13 +20,13 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
         [CommandOption("--seed <SEED>")]
         public int Seed { get; init; } = 1;
 
-        [CommandOption("--warmup-steps <N>"), Description("Stage 1 steps (default 1000)")]
+        [CommandOption("--warmup-steps <N>"), Description("Stage 1 steps (default 800)")]
         public int? WarmUpSteps { get; init; }
 
-        [CommandOption("--memory-steps <N>"), Description("Stage 2 steps (default 3500)")]
+        [CommandOption("--memory-steps <N>"), Description("Stage 2 steps (default 2800)")]
         public int? MemorySteps { get; init; }
 
-        [CommandOption("--chat-steps <N>"), Description("Stage 3 steps (default 500)")]
+        [CommandOption("--chat-steps <N>"), Description("Stage 3 steps (default 400)")]
         public int? ChatSteps { get; init; }
 
         [CommandOption("--world-only"), Description("Only write the held-out world's knowledge base and questions into --out")]

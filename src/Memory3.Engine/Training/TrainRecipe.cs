@@ -19,10 +19,10 @@ public sealed record TrainRecipeOptions
     public int KvHeads { get; init; } = 2;
     public int MemoryLayers { get; init; } = 3;
     /// <summary>Stage-2 steps that read two memories instead of five (curriculum).</summary>
-    public int FewMemoriesSteps { get; init; } = 800;
-    public StageOptions WarmUp { get; init; } = new("warmup", Steps: 1000, BatchSize: 16, Lr: 3e-3, MinLr: 3e-4, WarmupSteps: 50);
-    public StageOptions WithMemory { get; init; } = new("memory", Steps: 3500, BatchSize: 32, Lr: 2e-3, MinLr: 2e-4, WarmupSteps: 50);
-    public StageOptions Chat { get; init; } = new("chat", Steps: 500, BatchSize: 16, Lr: 1e-3, MinLr: 1e-4, WarmupSteps: 20);
+    public int FewMemoriesSteps { get; init; } = 600;
+    public StageOptions WarmUp { get; init; } = new("warmup", Steps: 800, BatchSize: 16, Lr: 3e-3, MinLr: 3e-4, WarmupSteps: 50);
+    public StageOptions WithMemory { get; init; } = new("memory", Steps: 2800, BatchSize: 32, Lr: 2e-3, MinLr: 2e-4, WarmupSteps: 50);
+    public StageOptions Chat { get; init; } = new("chat", Steps: 400, BatchSize: 16, Lr: 1e-3, MinLr: 1e-4, WarmupSteps: 20);
 
     public static readonly string[] SpecialTokens = ["<|im_start|>", "<|im_end|>"];
 }

@@ -135,9 +135,17 @@ public sealed class Trainer
     /// <summary>Encodes the group's distinct references with the current weights and lays them out per row's chunk.</summary>
     private MemoryInputs Memories(List<TrainSample> group, int P, int S)
     {
-        var distinct = group.SelectMany(g => g.ChunkReferences!.SelectMany(c => c)).Distinct().ToList();
-        var slotOf = distinct.Select((r, i) => (r, i)).ToDictionary(x => x.r, x => x.i);
-        var (keys, values) = _model.EncodeMemories(distinct.Select(r => _references[r]).ToList(), _prefix);
+        // A reference is a shared one (an index into the table) or a sample's own (an index into its Inline list).
+        int[] Resolve(TrainSample g, int r) => g.Inline is { } own ? own[r] : _references[r];
+        var slotOf = new Dictionary<int[], int>(ReferenceEqualityComparer.Instance);
+        var distinct = new List<int[]>();
+        foreach (var g in group)
+            foreach (var r in g.ChunkReferences!.SelectMany(c => c))
+            {
+                var toks = Resolve(g, r);
+                if (slotOf.TryAdd(toks, distinct.Count)) distinct.Add(toks);
+            }
+        var (keys, values) = _model.EncodeMemories(distinct, _prefix);
         int B = group.Count, K = _memoriesPerChunk;
         int chunks = group.Max(g => g.ChunkReferences!.Length);
         long kv = keys[0].shape[1], T = keys[0].shape[2], D = keys[0].shape[3];
@@ -149,7 +157,7 @@ public sealed class Trainer
             var refs = group[b].ChunkReferences!;
             for (int c = 0; c < chunks; c++)
                 for (int j = 0; j < K; j++)
-                    index[(b * chunks + c) * K + j] = c < refs.Length && j < refs[c].Length ? slotOf[refs[c][j]] : 0;
+                    index[(b * chunks + c) * K + j] = c < refs.Length && j < refs[c].Length ? slotOf[Resolve(group[b], refs[c][j])] : 0;
             for (int i = P; i < P + group[b].Tokens.Length; i++)
             {
                 int c = Math.Min((i - P) / _interval, refs.Length - 1);

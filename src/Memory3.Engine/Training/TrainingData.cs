@@ -8,7 +8,8 @@ namespace Memory3.Engine.Training;
 /// (<c>Loss[i]</c> scores the prediction of token i from tokens before it), and for a memory sample the references
 /// each <c>retrieval_interval</c>-token chunk reads (indexes into <see cref="TrainingData.References"/>).
 /// </summary>
-public sealed record TrainSample(int[] Tokens, bool[] Loss, int[][]? ChunkReferences);
+/// <remarks>With <see cref="Inline"/>, the references are the sample's own (fresh entities) and the indexes point there.</remarks>
+public sealed record TrainSample(int[] Tokens, bool[] Loss, int[][]? ChunkReferences, IReadOnlyList<int[]>? Inline = null);
 
 /// <summary>
 /// The training text of issue 5, drawn from the training world only. The world's entities are split in two:
@@ -35,6 +36,7 @@ public sealed class TrainingData
     private readonly Dictionary<string, int> _referenceOf = new(StringComparer.Ordinal);
     private readonly int _seed;
     private readonly List<string> _words;
+    private readonly List<string> _years;
 
     /// <summary>The world's references (one per entity) and their token ids.</summary>
     public IReadOnlyList<string> ReferenceTexts { get; }
@@ -54,12 +56,45 @@ public sealed class TrainingData
         ReferenceTexts = refs.Select(r => r.Text).ToList();
         References = refs.Select(r => tokenizer.Encode(r.Text, addSpecialTokens: false)).ToList();
         _words = world.Words().ToList();
+        _years = world.Entities.SelectMany(e => e.Facts).Select(f => f.Value).Where(v => v.All(char.IsDigit)).Distinct().ToList();
         for (int i = 0; i < refs.Count; i++)
         {
             _referenceOf[refs[i].Entity.Name] = i;
             _bm25.Add((ulong)i, 0, refs[i].Text);
             (i % 2 == 0 ? _known : _memoryOnly).Add(refs[i].Entity);
         }
+    }
+
+    /// <summary>
+    /// A fresh entity for one sample: a random kind, a name and values recombined from the training world's words and
+    /// years. Questions about fresh entities cannot be answered from the weights — no fact repeats — so their loss
+    /// falls only as the model learns to read the references it is given (in the prompt or in memory).
+    /// </summary>
+    private Entity Fresh(Random rng, string? kind = null)
+    {
+        string W() => _words[rng.Next(_words.Count)];
+        string Y() => _years[rng.Next(_years.Count)];
+        kind ??= Kinds[rng.Next(Kinds.Length)];
+        return kind switch
+        {
+            "city" => new Entity(kind, W(), [new("country", W()), new("river", W()), new("founded", Y())]),
+            "organisation" => new Entity(kind, W(), [new("headquarters", W()), new("product", W()), new("founded", Y())]),
+            "book" => new Entity(kind, W(), [new("setting", W()), new("published", Y())]),
+            "invention" => new Entity(kind, W(), [new("place", W()), new("invented", Y())]),
+            _ => new Entity("person", W() + " " + W(), [new("birthplace", W()), new("employer", W()), new("born", Y())]),
+        };
+    }
+
+    private static readonly string[] Kinds = ["person", "person", "city", "organisation", "book", "invention"];
+
+    /// <summary>A fresh entity, a question about it, and its reference among <paramref name="count"/> (half the time the others are of its kind).</summary>
+    private (FactQuestion Question, List<string> References) FreshQuestion(Random rng, int count)
+    {
+        var e = Fresh(rng);
+        bool sameKind = rng.Next(2) == 0;
+        var refs = new List<string> { KnowledgeWorld.Reference(e, rng) };
+        for (int i = 1; i < count; i++) refs.Add(KnowledgeWorld.Reference(Fresh(rng, sameKind ? e.Kind : null), rng));
+        return (KnowledgeWorld.Question(e, e.Facts[rng.Next(e.Facts.Count)], rng), refs);
     }
 
     public IReadOnlyList<Entity> Known => _known;
@@ -192,10 +227,18 @@ public sealed class TrainingData
     /// <summary>A RAG question about a known entity: its retrieved references (its own among them) in the system message.</summary>
     private TrainSample Rag(Random rng, bool answerOnly)
     {
-        var k = _known[rng.Next(_known.Count)];
-        var kq = KnowledgeWorld.Question(k, k.Facts[rng.Next(k.Facts.Count)], rng);
-        var hits = Retrieve(kq.Question, _referenceOf[k.Name]).OrderBy(_ => rng.Next()).Select(i => ReferenceTexts[i]);
-        return ChatSample(RagSystem(hits), kq, answerOnly, null);
+        var (q, refs) = FreshQuestion(rng, MemoriesPerChunk);
+        return ChatSample(RagSystem(refs.OrderBy(_ => rng.Next())), q, answerOnly, null);
+    }
+
+    /// <summary>A question about a fresh entity whose reference (among others) is read from memory.</summary>
+    private TrainSample MemoryQuestion(Random rng, int memories, bool answerOnly)
+    {
+        var (q, refs) = FreshQuestion(rng, memories);
+        var s = ChatSample(null, q, answerOnly, null);
+        int chunks = (s.Tokens.Length + Interval - 1) / Interval;
+        var all = Enumerable.Range(0, refs.Count).ToArray();
+        return s with { ChunkReferences = Enumerable.Range(0, chunks).Select(_ => all).ToArray(), Inline = refs.Select(r => Encode(r)).ToList() };
     }
 
     /// <summary>
@@ -222,7 +265,7 @@ public sealed class TrainingData
         return new TrainSample(toks, AllLoss(toks.Length), null);
     }
 
-    /// <summary>Stage 2, continual training with memory: questions (60%) and passages (20%) about memory-only entities, every chunk reading its retrieved references; RAG questions (20%).</summary>
+    /// <summary>Stage 2, continual training with memory: questions about fresh entities read from memory (60%), passages about memory-only entities whose chunks read their retrieved references (20%), RAG questions (20%).</summary>
     public TrainSample WithMemory(int step, int index)
     {
         var rng = Rng(2, step, index);
@@ -230,29 +273,20 @@ public sealed class TrainingData
         int gold = _referenceOf[e.Name];
         int kind = rng.Next(10);
         if (kind >= 8) return Rag(rng, answerOnly: false);   // keeps reading references in the prompt
-        // A curriculum: the first steps read the entity's reference and one other, then all the retrieved ones.
+        // A curriculum: the first steps read the entity's reference and one other, then five.
         int? memories = step < FewMemoriesSteps ? 2 : null;
-        if (kind < 6)
-        {
-            var q = KnowledgeWorld.Question(e, e.Facts[rng.Next(e.Facts.Count)], rng);
-            return ChatSample(null, q, answerOnly: false, gold, memories);
-        }
+        if (kind < 6) return MemoryQuestion(rng, memories ?? MemoriesPerChunk, answerOnly: false);
         var text = string.Join(" ", e.Facts.Select(f => KnowledgeWorld.Statement(e, f, rng)).OrderBy(_ => rng.Next()));
         var toks = Encode(_bos + text);
         return new TrainSample(toks, AllLoss(toks.Length), ChunkReferences(toks, gold, memories));
     }
 
-    /// <summary>Stage 3, chat fine-tuning (loss on answers): memory questions, RAG questions and closed-book questions.</summary>
+    /// <summary>Stage 3, chat fine-tuning (loss on answers): memory questions (60%) and RAG questions (25%) about fresh entities, closed-book questions about known entities (15%).</summary>
     public TrainSample Chat(int step, int index)
     {
         var rng = Rng(3, step, index);
         int kind = rng.Next(20);
-        if (kind < 12)
-        {
-            var e = _memoryOnly[rng.Next(_memoryOnly.Count)];
-            var q = KnowledgeWorld.Question(e, e.Facts[rng.Next(e.Facts.Count)], rng);
-            return ChatSample(null, q, answerOnly: true, _referenceOf[e.Name]);
-        }
+        if (kind < 12) return MemoryQuestion(rng, MemoriesPerChunk, answerOnly: true);
         if (kind < 17) return Rag(rng, answerOnly: true);
         var k = _known[rng.Next(_known.Count)];
         return ChatSample(null, KnowledgeWorld.Question(k, k.Facts[rng.Next(k.Facts.Count)], rng), answerOnly: true, null);
