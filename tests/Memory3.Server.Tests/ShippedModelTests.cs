@@ -12,9 +12,8 @@ namespace Memory3.Server.Tests;
 
 /// <summary>
 /// The shipped default (issue 5): <c>models/memory3-tiny</c> as appsettings.json serves it — bf16, its knowledge base
-/// seeded into an empty bank on first start, all-MiniLM-L6-v2 retrieval. Held-out facts, which the model never saw in
-/// training, are answered with memory and not without: a guard on the whole memory path (encoding, selection, tiers,
-/// retrieval, attention) against silent breakage.
+/// seeded into an empty bank on first start, all-MiniLM-L6-v2 retrieval, memory on by default and cited. (That memory
+/// raises the likelihood of held-out answers is guarded at the engine level: <c>ShippedModelMemoryTests</c>.)
 /// </summary>
 public class ShippedModelTests
 {
@@ -30,11 +29,8 @@ public class ShippedModelTests
         }).ToList();
     }
 
-    private static bool Matches(string answer, string expected) =>
-        string.Equals(answer.Trim().TrimEnd('.').Trim(), expected, StringComparison.OrdinalIgnoreCase);
-
     [Fact]
-    public async Task HeldOutFactsAreAnsweredWithMemoryAndNotWithout()
+    public async Task TheDefaultServesTheTrainedModelWithItsKnowledgeBaseSeededAndCited()
     {
         string bank = Path.Combine(Path.GetTempPath(), "m3-shipped-" + Guid.NewGuid().ToString("N"));
         try
@@ -60,43 +56,37 @@ public class ShippedModelTests
             Assert.Equal("succeeded", (string?)job!["status"]);
             Assert.True((int)job["references"]! >= 100, job.ToJsonString());
 
+            // Through the official client: a held-out question is answered (greedy, the chat template, the model's
+            // end-of-turn token) and the answer is text.
             var chat = new ChatClient("memory3-tiny", new ApiKeyCredential("unused"), new OpenAIClientOptions
             {
                 Endpoint = new Uri(http.BaseAddress!, "/v1"),
                 Transport = new HttpClientPipelineTransport(http),
             });
-            int withMemory = 0, without = 0;
-            var log = new List<string>();
-            foreach (var (q, a, entity) in HeldOut())
-            {
-                ChatCompletion c = await chat.CompleteChatAsync([new UserChatMessage(q)], new ChatCompletionOptions { Temperature = 0, MaxOutputTokenCount = 12 });
-                string got = c.Content[0].Text;
-                if (Matches(got, a)) withMemory++;
-
-                var off = await http.PostAsJsonAsync("/v1/chat/completions", new
-                {
-                    model = "memory3-tiny", temperature = 0, max_tokens = 12,
-                    messages = new[] { new { role = "user", content = q } },
-                    memory = new { enabled = false },
-                });
-                var body = JsonNode.Parse(await off.Content.ReadAsStringAsync())!;
-                string gotOff = (string)body["choices"]![0]!["message"]!["content"]!;
-                if (Matches(gotOff, a)) without++;
-                log.Add($"{q} -> memory '{got}', none '{gotOff}' (expected '{a}')");
-            }
-            string report = string.Join("\n", log);
-            Assert.True(withMemory >= Questions * 3 / 4, $"with memory {withMemory}/{Questions}\n{report}");
-            Assert.True(without <= 1, $"without memory {without}/{Questions}\n{report}");
-
-            // The citations show which references each window read: the questioned entity's is among them.
             var (q0, _, e0) = HeldOut()[0];
-            var cited = await http.PostAsJsonAsync("/v1/chat/completions", new
+            ChatCompletion c = await chat.CompleteChatAsync([new UserChatMessage(q0)], new ChatCompletionOptions { Temperature = 0, MaxOutputTokenCount = 12 });
+            Assert.False(string.IsNullOrWhiteSpace(c.Content[0].Text));
+
+            // Memory is on by default: the response cites the references its window read, the questioned entity's among
+            // them (retrieval over the seeded bank); with memory off there is no memory block.
+            foreach (var (q, _, entity) in HeldOut())
             {
-                model = "memory3-tiny", temperature = 0, max_tokens = 4, messages = new[] { new { role = "user", content = q0 } },
-            });
-            var block = JsonNode.Parse(await cited.Content.ReadAsStringAsync())!["memory"]!;
-            var texts = block["windows"]![0]!["references"]!.AsArray().Select(r => (string)r!["text"]!).ToList();
-            Assert.Contains(texts, t => t.Contains(e0, StringComparison.Ordinal));
+                var on = JsonNode.Parse(await (await http.PostAsJsonAsync("/v1/chat/completions", new
+                {
+                    model = "memory3-tiny", temperature = 0, max_tokens = 4, messages = new[] { new { role = "user", content = q } },
+                })).Content.ReadAsStringAsync())!;
+                var block = on["memory"]!;
+                Assert.True((int)block["usage"]!["memory_refreshes"]! >= 1, block.ToJsonString());
+                var texts = block["windows"]![0]!["references"]!.AsArray().Select(r => (string)r!["text"]!).ToList();
+                Assert.Contains(texts, t => t.Contains(entity, StringComparison.Ordinal));
+
+                var off = JsonNode.Parse(await (await http.PostAsJsonAsync("/v1/chat/completions", new
+                {
+                    model = "memory3-tiny", temperature = 0, max_tokens = 4, messages = new[] { new { role = "user", content = q } },
+                    memory = new { enabled = false },
+                })).Content.ReadAsStringAsync())!;
+                Assert.Null(off["memory"]);
+            }
         }
         finally
         {

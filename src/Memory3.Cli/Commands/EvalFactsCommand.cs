@@ -66,6 +66,8 @@ public sealed class EvalFactsCommand : Command<EvalFactsCommand.Settings>
         var table = new Table().AddColumns("setting", "exact match", "correct");
         foreach (var r in result.Settings) table.AddRow(r.Name, $"{100 * r.ExactMatch:F1}%", $"{r.Correct}/{r.Total}");
         AnsiConsole.Write(table);
+        if (result.AnswerLogProb.Count > 0)
+            AnsiConsole.MarkupLineInterpolated($"mean log-probability of the right answer: {string.Join(", ", result.AnswerLogProb.Select(kv => $"{kv.Key} {kv.Value:F2}"))}");
         var timing = new Table().AddColumns("path", "questions", "prompt tokens", "TTFT p50 ms", "TTFT mean ms", "retrieval p50 ms", "TTFT − retrieval p50 ms", "decode tok/s");
         foreach (var t in result.Timing)
             timing.AddRow(t.Name, t.Questions.ToString(), $"{t.PromptTokensMean:F0}", $"{t.TtftP50Ms:F2}", $"{t.TtftMeanMs:F2}", $"{t.RetrievalP50Ms:F2}", $"{t.AfterRetrievalP50Ms:F2}", $"{t.DecodeTokensPerSecond:F0}");

@@ -33,7 +33,11 @@ internal sealed class TimedSource(IMemorySource inner) : IMemorySource
     }
 }
 
-public sealed record FactsReport(IReadOnlyList<FactsSetting> Settings, IReadOnlyList<FactsTiming> Timing, IReadOnlyList<FactsSample> Samples);
+public sealed record FactsReport(IReadOnlyList<FactsSetting> Settings, IReadOnlyList<FactsTiming> Timing, IReadOnlyList<FactsSample> Samples)
+{
+    /// <summary>Mean log-probability of the right answer (" " + value) per setting.</summary>
+    public IReadOnlyDictionary<string, double> AnswerLogProb { get; init; } = new Dictionary<string, double>();
+}
 
 public sealed record FactsSample(string Question, string Expected, IReadOnlyDictionary<string, string> Answers);
 
@@ -111,6 +115,7 @@ public sealed class FactsEval(CausalLM model, ITokenizer tokenizer)
         var plain = new Generator(model, tokenizer);
         var names = new[] { "memory (bf16)", "memory (quantized)", "no memory", "RAG (references in the prompt)", "memory, no sparsification (training forward)", "memory, sparse (training forward; control)" };
         var correct = new int[names.Length];
+        double lpMemory = 0, lpNone = 0, lpRag = 0;
         var samples = new List<FactsSample>();
         int total = 0;
         foreach (var q in questions)
@@ -118,6 +123,10 @@ public sealed class FactsEval(CausalLM model, ITokenizer tokenizer)
             var prompt = ChatPrompt(null, q.Question);
             var hits = bf16.Search(QueryOf(prompt), null, mem.MemoriesPerChunk);
             var ragPrompt = ChatPrompt(TrainingData.RagSystem(hits.Select(h => h.Text)), q.Question);
+            var answerIds = tokenizer.Encode(" " + q.Answer, addSpecialTokens: false);
+            lpMemory += AnswerLogProb(prompt, answerIds, bf16);
+            lpNone += AnswerLogProb(prompt, answerIds, null);
+            lpRag += AnswerLogProb(ragPrompt, answerIds, null);
             var answers = new string[names.Length];
             answers[0] = Run(withBf16, prompt, greedy).Text;
             answers[1] = Run(withQuant, prompt, greedy).Text;
@@ -164,7 +173,51 @@ public sealed class FactsEval(CausalLM model, ITokenizer tokenizer)
             ? new FactsTiming(name, 0, 0, 0, 0, 0, 0, 0)
             : new FactsTiming(name, xs.Count, P50(xs.Select(x => x.Ttft)), xs.Average(x => x.Ttft), P50(xs.Select(x => x.Retrieval)),
                 P50(xs.Select(x => x.Ttft - x.Retrieval)), xs.Average(x => x.Tps), xs.Average(x => x.Prompt));
-        return new FactsReport(settings, [Summ("memory (bf16)", memT), Summ("RAG", ragT)], samples);
+        int nq = Math.Max(1, total);
+        return new FactsReport(settings, [Summ("memory (bf16)", memT), Summ("RAG", ragT)], samples)
+        {
+            AnswerLogProb = new Dictionary<string, double> { ["memory (bf16)"] = lpMemory / nq, ["no memory"] = lpNone / nq, ["RAG"] = lpRag / nq },
+        };
+    }
+
+    /// <summary>
+    /// The log-probability of <paramref name="answer"/> after <paramref name="prompt"/> through the serving path, with
+    /// the memories <paramref name="memory"/> retrieves for the prompt (one chunk), or none. A graded measure beside
+    /// exact match: how much reading memory raises the right answer's likelihood.
+    /// </summary>
+    public double AnswerLogProb(int[] prompt, int[] answer, IMemorySource? memory)
+    {
+        var layout = SequenceLayout.For(model, tokenizer, memory is null ? null : new MemoryReadOptions(memory));
+        if (layout.HasMemory && prompt.Length > layout.Interval) throw new ArgumentException("the prompt must fit one retrieval chunk", nameof(prompt));
+        var tokens = prompt.Concat(answer).ToArray();
+        using var pool = model.CreatePool(1, layout.ContextCacheStart + tokens.Length + 1);
+        int slot = pool.Allocate();
+        int valid = 0;
+        if (layout.HasMemory)
+        {
+            model.Forward(layout.PrefixBatch(slot), pool);
+            var got = memory!.RetrieveAsync(new MemoryQuery(QueryOf(prompt), null, layout.MemoriesPerChunk)).AsTask().GetAwaiter().GetResult();
+            valid = layout.Write(model, pool, slot, got);
+        }
+        var logits = model.Forward(new StepBatch
+        {
+            TokenIds = tokens,
+            Positions = Enumerable.Range(layout.ContextPosition, tokens.Length).ToArray(),
+            Sequences = [new SequenceSlice(slot, 0, tokens.Length, layout.ContextCacheStart, AllLogits: true,
+                MemoryStart: layout.MemoryStart, MemoryLength: layout.MemoryLength, MemoryValid: valid)],
+        }, pool)[0];
+        int V = model.Config.VocabSize;
+        double total = 0;
+        for (int i = 0; i < answer.Length; i++)
+        {
+            var row = logits.AsSpan((prompt.Length - 1 + i) * V, V);
+            float max = float.NegativeInfinity;
+            foreach (var x in row) max = Math.Max(max, x);
+            double sum = 0;
+            foreach (var x in row) sum += Math.Exp(x - max);
+            total += row[answer[i]] - max - Math.Log(sum);
+        }
+        return total;
     }
 
     /// <summary>Greedy decoding through the training forward with the references written fresh (sparse or every token kept).</summary>

@@ -40,7 +40,7 @@ public sealed class RedisSettings
 
 public sealed class BankSettings
 {
-    /// <summary>The bank directory (created when missing); relative paths resolve from the repository root. Null: no bank.</summary>
+    /// <summary>The bank directory (created when missing); relative paths resolve from the repository root. Null or empty: no bank.</summary>
     public string? Path { get; set; }
     /// <summary>StackExchange.Redis connection string for the bank's hot tier; null: <c>Memory3:Redis:ConnectionString</c>, or no Redis tier.</summary>
     public string? Redis { get; set; }
@@ -122,7 +122,6 @@ public sealed class Memory3OptionsValidator(IHostEnvironment env) : IValidateOpt
             errors.Add($"{P}:Telemetry:OtlpEndpoint must be an absolute URI (got '{o.Telemetry.OtlpEndpoint}')");
         if (o.Telemetry.OtlpProtocol is not ("grpc" or "http/protobuf"))
             errors.Add($"{P}:Telemetry:OtlpProtocol must be grpc or http/protobuf (got '{o.Telemetry.OtlpProtocol}')");
-        if (o.Bank.Path is { } bp && string.IsNullOrWhiteSpace(bp)) errors.Add($"{P}:Bank:Path must name a directory or be null");
         if (o.Bank.ProcessCacheBytes < 0) errors.Add($"{P}:Bank:ProcessCacheBytes must be 0 (off) or positive (got {o.Bank.ProcessCacheBytes})");
         if (o.Bank.Embedder is not ("minilm" or "hashing")) errors.Add($"{P}:Bank:Embedder must be minilm or hashing (got '{o.Bank.Embedder}')");
         if (o.Bank.MaxMemoriesPerChunk < 0) errors.Add($"{P}:Bank:MaxMemoriesPerChunk must be 0 (the model's) or positive (got {o.Bank.MaxMemoriesPerChunk})");

@@ -12,6 +12,9 @@ public class TrainingDataTests
         Assert.True(a.Tokens.AsSpan().SequenceEqual(b.Tokens), what + ": tokens differ");
         Assert.True(a.Loss.AsSpan().SequenceEqual(b.Loss), what + ": loss mask differs");
         Assert.Equal(a.ChunkReferences is null, b.ChunkReferences is null);
+        Assert.Equal(a.Inline is null, b.Inline is null);
+        if (a.Inline is not null)
+            for (int r = 0; r < a.Inline.Count; r++) Assert.Equal(a.Inline[r], b.Inline![r]);
         if (a.ChunkReferences is null) return;
         Assert.Equal(a.ChunkReferences.Length, b.ChunkReferences!.Length);
         for (int c = 0; c < a.ChunkReferences.Length; c++) Assert.Equal(a.ChunkReferences[c], b.ChunkReferences[c]);
@@ -104,16 +107,28 @@ public class TrainingDataTests
         foreach (var (stage, step, index, s) in TrainingWorlds.Samples(data, steps: 10, perStep: 8))
         {
             if (stage == "warmup") { Assert.Null(s.ChunkReferences); continue; }
-            if (stage == "chat" && s.ChunkReferences is null) continue;   // RAG and closed-book questions about known entities
+            if (s.ChunkReferences is null) continue;   // RAG and closed-book questions
             var decoded = tok.Decode(s.Tokens);
+            if (s.Inline is { } own)
+            {
+                // A question about a fresh entity: every chunk reads the sample's own references, the first of which
+                // names the entity and states the answer.
+                Assert.InRange(own.Count, 2, data.MemoriesPerChunk);
+                foreach (var refs in s.ChunkReferences) Assert.Equal(Enumerable.Range(0, own.Count), refs);
+                var question = Between(decoded, ImStart + "user\n", ImEnd);
+                var answer = Between(decoded, ImStart + "assistant\n", ImEnd).Trim();
+                var gold = tok.Decode(own[0]);
+                Assert.True(KnowledgeWorld.ContainsWord(gold, answer), $"'{answer}' not in '{gold}'");
+                Assert.Contains(gold.Split(' ', '.').Where(w => w.Length > 0 && char.IsUpper(w[0])), w => question.Contains(w, StringComparison.Ordinal));
+                if (stage == "chat") chatWithMemory++; else questions++;
+                continue;
+            }
             var e = GoldOf(data, decoded);
-            int gold = TrainingWorlds.Train.Entities.ToList().IndexOf(e);
-            Assert.True(KnowledgeWorld.ContainsWord(data.ReferenceTexts[gold], e.Name));
-            Assert.Equal(tok.Encode(data.ReferenceTexts[gold], addSpecialTokens: false), data.References[gold]);
-            AssertChunksReadGold(data, s, gold, $"{stage} ({step}, {index})");
-            if (stage == "chat") chatWithMemory++;
-            else if (decoded.Contains(ImStart)) questions++;
-            else passages++;
+            int goldIndex = TrainingWorlds.Train.Entities.ToList().IndexOf(e);
+            Assert.True(KnowledgeWorld.ContainsWord(data.ReferenceTexts[goldIndex], e.Name));
+            Assert.Equal(tok.Encode(data.ReferenceTexts[goldIndex], addSpecialTokens: false), data.References[goldIndex]);
+            AssertChunksReadGold(data, s, goldIndex, $"{stage} ({step}, {index})");
+            passages++;
         }
         Assert.True(questions > 0 && passages > 0 && chatWithMemory > 0, $"{questions} questions, {passages} passages, {chatWithMemory} chat");
     }
@@ -140,10 +155,14 @@ public class TrainingDataTests
                 Assert.False(s.Loss[^1]);
                 Assert.Equal(tok.BosTokenId, s.Tokens[0]);
                 var question = Between(decoded, ImStart + "user\n", ImEnd);
-                var subject = byName.Values.Where(e => Occurrences(question, e.Name) > 0).OrderByDescending(e => e.Name.Length).First();
-                // The answer is " " + a value of the entity the question names (the space makes it the references' tokens).
+                var subject = byName.Values.Where(e => Occurrences(question, e.Name) > 0).OrderByDescending(e => e.Name.Length).FirstOrDefault();
+                // The answer is " " + a value (the space makes it the references' tokens): of the known entity the
+                // question names (closed-book), or stated by the references it reads (RAG, memory).
                 Assert.StartsWith(" ", answer);
-                Assert.Contains(answer[1..], subject.Facts.Select(f => f.Value));
+                var readable = decoded.Contains(ImStart + "system\n") ? Between(decoded, ImStart + "system\n", ImEnd)
+                    : s.Inline is { } own ? string.Join("\n", own.Select(r => tok.Decode(r))) : null;
+                if (readable is not null) Assert.True(KnowledgeWorld.ContainsWord(readable, answer[1..]), $"'{answer}' not in the references");
+                else Assert.Contains(answer[1..], subject!.Facts.Select(f => f.Value));
                 if (decoded.Contains(ImStart + "system\n")) rag++;
                 else if (s.ChunkReferences is not null) memory++;
                 else closedBook++;
