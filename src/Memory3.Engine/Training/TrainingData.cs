@@ -27,7 +27,6 @@ public sealed class TrainingData
 
     public const string RagInstruction = "Use these references.";
 
-    private readonly KnowledgeWorld _world;
     private readonly ITokenizer _tokenizer;
     private readonly IChatFormatter _chat;
     private readonly string _bos;
@@ -48,7 +47,7 @@ public sealed class TrainingData
 
     public TrainingData(KnowledgeWorld world, ITokenizer tokenizer, int seed, int memoriesPerChunk = 5, int interval = 64)
     {
-        _world = world; _tokenizer = tokenizer; _seed = seed;
+        _tokenizer = tokenizer; _seed = seed;
         MemoriesPerChunk = memoriesPerChunk; Interval = interval;
         _chat = ChatFormatters.For(tokenizer) ?? throw new ArgumentException("the tokenizer has no chat template", nameof(tokenizer));
         _bos = tokenizer.BosTokenId is int b ? tokenizer.IdToToken(b) ?? "<s>" : "<s>";
