@@ -3,6 +3,7 @@ using System.ClientModel.Primitives;
 using System.Net.Http.Json;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Memory3.Engine.Training;
 using Memory3.Server.Api.Memory;
 using Microsoft.Extensions.DependencyInjection;
 using OpenAI;
@@ -22,11 +23,8 @@ public class ShippedModelTests
     private static List<(string Question, string Answer, string Entity)> HeldOut()
     {
         var root = Hosting.RepositoryLayout.FindRoot(AppContext.BaseDirectory)!;
-        return File.ReadLines(Path.Combine(root, "models/memory3-tiny/eval/facts.jsonl")).Take(Questions).Select(l =>
-        {
-            var j = JsonNode.Parse(l)!;
-            return ((string)j["question"]!, (string)j["answer"]!, (string)j["entity"]!);
-        }).ToList();
+        return FactsEval.LoadQuestions(Path.Combine(root, "models/memory3-tiny", TrainRecipe.FactsFile), Questions)
+            .Select(q => (q.Question, q.Answer, q.EntityName)).ToList();
     }
 
     [Fact]

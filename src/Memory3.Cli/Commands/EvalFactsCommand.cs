@@ -3,6 +3,7 @@ using System.Text.Json;
 using Memory3.Engine.Memory;
 using Memory3.Engine.Memory.Ingest;
 using Memory3.Engine.Memory.Quantize;
+using Memory3.Engine.Memory.Retrieve;
 using Memory3.Engine.Model;
 using Memory3.Engine.Tokenization;
 using Memory3.Engine.Training;
@@ -44,13 +45,14 @@ public sealed class EvalFactsCommand : Command<EvalFactsCommand.Settings>
         if (!File.Exists(facts)) throw new FileNotFoundException($"no questions at {facts} (pass --facts FILE)");
         var tokenizer = TokenizerLoader.Load(modelDir);
         using var model = CausalLM.Load(modelDir, s.Options);
-        var options = new MemoryBankOptions { Redis = s.Redis };
+        // One embedder for every bank this command opens (each would otherwise load MiniLM again).
+        using var embedder = new MiniLmEmbedder();
+        var options = new MemoryBankOptions { Redis = s.Redis, Embedder = embedder };
         string quantDir = s.Bank!.TrimEnd('/', '\\') + "-quantized";
         Fill(s.Bank!, model, tokenizer, options, knowledge);
-        if (!File.Exists(Path.Combine(quantDir, MemoryBank.ManifestFile)) || Count(quantDir, model, tokenizer, options) == 0)
+        var (refs, quantized) = Fill(quantDir, model, tokenizer, options, knowledge);
+        if (!quantized)
         {
-            Fill(quantDir, model, tokenizer, options, knowledge);
-            int refs = Count(quantDir, model, tokenizer, options);
             var report = MemoryBank.TrainQuantizer(quantDir, model, tokenizer, new QuantizerOptions { SubQuantizers = s.SubQuantizers }, refs, 0, options);
             AnsiConsole.MarkupLineInterpolated($"[grey]quantized bank: {report.Description}, {report.BytesPerVector} B/vector ({report.CompressionRatio:F1}x)[/]");
         }
@@ -82,18 +84,15 @@ public sealed class EvalFactsCommand : Command<EvalFactsCommand.Settings>
         return 0;
     }
 
-    private static int Count(string dir, CausalLM model, ITokenizer tokenizer, MemoryBankOptions options)
+    /// <summary>Ingests the knowledge file into the bank when it is empty; returns its references and whether it is quantized.</summary>
+    private static (int References, bool Quantized) Fill(string dir, CausalLM model, ITokenizer tokenizer, MemoryBankOptions options, string knowledge)
     {
         using var bank = MemoryBank.Open(dir, model, tokenizer, options);
-        return bank.Stats().References;
-    }
-
-    private static void Fill(string dir, CausalLM model, ITokenizer tokenizer, MemoryBankOptions options, string knowledge)
-    {
-        using var bank = MemoryBank.Open(dir, model, tokenizer, options);
-        if (bank.Stats().References > 0) return;
+        int refs = bank.Stats().References;
+        if (refs > 0) return (refs, bank.Quantizer is not null);
         if (!File.Exists(knowledge)) throw new FileNotFoundException($"the bank {dir} is empty and there is no knowledge file at {knowledge} (pass --knowledge FILE)");
         var r = bank.Ingest(new DocumentReader().Read([knowledge]), "default");
         AnsiConsole.MarkupLineInterpolated($"[grey]ingested {r.References} references into {dir} ({r.ReferencesPerSecond:F0} refs/s)[/]");
+        return (r.References, false);
     }
 }

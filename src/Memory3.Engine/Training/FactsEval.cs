@@ -78,7 +78,8 @@ public sealed class FactsEval(CausalLM model, ITokenizer tokenizer)
         return string.Equals(a, expected.Trim(), StringComparison.OrdinalIgnoreCase);
     }
 
-    private int[] ChatPrompt(string? system, string user)
+    /// <summary>A question as the server renders it for chat (the model's template, generation prompt added), as token ids.</summary>
+    public int[] ChatPrompt(string? system, string user)
     {
         var msgs = new List<(string, string)>();
         if (system is not null) msgs.Add(("system", system));
@@ -211,11 +212,8 @@ public sealed class FactsEval(CausalLM model, ITokenizer tokenizer)
         for (int i = 0; i < answer.Length; i++)
         {
             var row = logits.AsSpan((prompt.Length - 1 + i) * V, V);
-            float max = float.NegativeInfinity;
-            foreach (var x in row) max = Math.Max(max, x);
-            double sum = 0;
-            foreach (var x in row) sum += Math.Exp(x - max);
-            total += row[answer[i]] - max - Math.Log(sum);
+            float max = SamplingMath.MaxArg(row, out _);
+            total += row[answer[i]] - max - Math.Log(SamplingMath.ExpSum(row, max, 1f, 0f, default));
         }
         return total;
     }

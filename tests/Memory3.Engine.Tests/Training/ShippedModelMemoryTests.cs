@@ -29,7 +29,7 @@ public class ShippedModelMemoryTests
         int better = 0;
         foreach (var q in questions)
         {
-            var prompt = tokenizer.Encode(ChatFormatters.For(tokenizer)!.Format([("user", q.Question)], addGenerationPrompt: true), addSpecialTokens: false);
+            var prompt = eval.ChatPrompt(null, q.Question);
             var answer = tokenizer.Encode(" " + q.Answer, addSpecialTokens: false);
             double m = eval.AnswerLogProb(prompt, answer, bank), n = eval.AnswerLogProb(prompt, answer, null);
             withMemory += m; without += n;

@@ -20,16 +20,36 @@ public class TrainingForwardTests
             Memory = new MemoryConfig(2, 2, 3, 16, 2, 64, "<s>Reference:"),
         };
 
+    /// <summary>One random float32 model written to disk, loaded by the engine and for training.</summary>
+    private sealed class Models : IDisposable
+    {
+        private readonly TempDir _dir = new();
+        public ModelConfig Config { get; } = Cfg();
+        public CausalLM Engine { get; }
+        public TrainingModel Training { get; }
+
+        public Models(int seed)
+        {
+            RandomModel.Write(_dir.Path, Config, StDType.F32, seed: (ulong)seed);
+            Engine = CausalLM.Load(_dir.Path, new ModelOptions { DType = "float32" });
+            Training = TrainingModel.Load(_dir.Path);
+        }
+
+        public void Dispose()
+        {
+            Training.Dispose();
+            Engine.Dispose();
+            _dir.Dispose();
+        }
+    }
+
     private static float[] ToFloats(Tensor t) => t.detach().contiguous().to(ScalarType.Float32).data<float>().ToArray();
 
     [Fact]
     public void WrittenMemoriesEqualTheEncoders()
     {
-        var cfg = Cfg();
-        using var tmp = new TempDir();
-        RandomModel.Write(tmp.Path, cfg, StDType.F32, seed: 21);
-        using var model = CausalLM.Load(tmp.Path, new ModelOptions { DType = "float32" });
-        using var tm = TrainingModel.Load(tmp.Path);
+        using var m = new Models(21);
+        var (cfg, model, tm) = (m.Config, m.Engine, m.Training);
         int[] prefix = [1, 2, 3];
         var refs = new[] { new[] { 5, 6, 7, 8, 9, 10, 11 }, new[] { 20, 21 }, new[] { 30, 31, 32, 33, 34, 35, 36, 37, 38, 39 } };
         var enc = new MemoryEncoder(model, new PrefixTokenizer(prefix)).Encode(refs);
@@ -60,11 +80,8 @@ public class TrainingForwardTests
     [Fact]
     public void LogitsWithMemoryEqualTheEngines()
     {
-        var cfg = Cfg();
-        using var tmp = new TempDir();
-        RandomModel.Write(tmp.Path, cfg, StDType.F32, seed: 22);
-        using var model = CausalLM.Load(tmp.Path, new ModelOptions { DType = "float32" });
-        using var tm = TrainingModel.Load(tmp.Path);
+        using var m = new Models(22);
+        var (cfg, model, tm) = (m.Config, m.Engine, m.Training);
         int[] prefix = [1, 2, 3];
         int P = prefix.Length, R = cfg.Memory!.ReferenceMaxTokens, T = 3, K = cfg.Memory.MemoriesPerChunk, M = K * T;
         var refs = new[] { new[] { 5, 6, 7, 8, 9, 10, 11 }, new[] { 40, 41, 42, 43 } };
@@ -101,11 +118,8 @@ public class TrainingForwardTests
     [Fact]
     public void LogitsWithoutMemoryEqualTheEngines()
     {
-        var cfg = Cfg();
-        using var tmp = new TempDir();
-        RandomModel.Write(tmp.Path, cfg, StDType.F32, seed: 23);
-        using var model = CausalLM.Load(tmp.Path, new ModelOptions { DType = "float32" });
-        using var tm = TrainingModel.Load(tmp.Path);
+        using var m = new Models(23);
+        var (cfg, model, tm) = (m.Config, m.Engine, m.Training);
         var context = new[] { 1, 9, 20, 33, 41, 7, 12, 50, 51 };
         using var pool = model.CreatePool(1, 32);
         var engine = model.Forward(new StepBatch { TokenIds = context, Positions = Enumerable.Range(0, context.Length).ToArray(), Sequences = [new SequenceSlice(0, 0, context.Length, 0, AllLogits: true)] }, pool)[0];
@@ -118,10 +132,8 @@ public class TrainingForwardTests
     [Fact]
     public void WithoutSparsificationEachMemoryShowsExactlyItsOwnTokens()
     {
-        var cfg = Cfg();
-        using var tmp = new TempDir();
-        RandomModel.Write(tmp.Path, cfg, StDType.F32, seed: 24);
-        using var tm = TrainingModel.Load(tmp.Path);
+        using var m = new Models(24);
+        var (cfg, tm) = (m.Config, m.Training);
         int[] prefix = [1, 2, 3];
         var refs = new[] { new[] { 5, 6, 7, 8, 9, 10, 11 }, new[] { 40, 41 } };
         using var noGrad = no_grad();
