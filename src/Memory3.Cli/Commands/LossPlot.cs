@@ -16,7 +16,7 @@ public static class LossPlot
     public const int Width = 1000, Height = 500, Smoothing = 20;
 
     /// <summary>The order stages run in; a stage not named here comes after them, in the order the log first names it.</summary>
-    private static readonly string[] StageOrder = ["warmup", "memory", "chat"];
+    private static readonly string[] StageOrder = ["copy", "warmup", "memory", "chat"];
 
     /// <summary>One logged step: <c>stage,step,loss,lr,gradnorm,tokens,elapsedSeconds</c>.</summary>
     public sealed record Row(string Stage, int Step, double Loss);

@@ -20,13 +20,16 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
         [CommandOption("--seed <SEED>")]
         public int Seed { get; init; } = 1;
 
-        [CommandOption("--warmup-steps <N>"), Description("Stage 1 steps (default 800)")]
+        [CommandOption("--warmup-steps <N>"), Description("Stage 1b steps: the warm-up after the drills (default 500)")]
         public int? WarmUpSteps { get; init; }
 
-        [CommandOption("--memory-steps <N>"), Description("Stage 2 steps (default 2800)")]
+        [CommandOption("--copy-steps <N>"), Description("Stage 1a steps: copying drills (default 1200)")]
+        public int? CopySteps { get; init; }
+
+        [CommandOption("--memory-steps <N>"), Description("Stage 2 steps (default 3400)")]
         public int? MemorySteps { get; init; }
 
-        [CommandOption("--chat-steps <N>"), Description("Stage 3 steps (default 400)")]
+        [CommandOption("--chat-steps <N>"), Description("Stage 3 steps (default 300)")]
         public int? ChatSteps { get; init; }
 
         [CommandOption("--world-only"), Description("Only write the held-out world's knowledge base and questions into --out")]
@@ -40,6 +43,7 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
     {
         var o = new TrainRecipeOptions { Seed = s.Seed };
         if (s.WarmUpSteps is int w) o = o with { WarmUp = o.WarmUp with { Steps = w } };
+        if (s.CopySteps is int cs) o = o with { Copy = o.Copy with { Steps = cs } };
         if (s.MemorySteps is int m) o = o with { WithMemory = o.WithMemory with { Steps = m } };
         if (s.ChatSteps is int c) o = o with { Chat = o.Chat with { Steps = c } };
         if (s.WorldOnly)
@@ -54,7 +58,7 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
             .Start(ctx =>
             {
                 var tasks = new Dictionary<string, ProgressTask>();
-                foreach (var st in new[] { o.WarmUp, o.WithMemory, o.Chat }) tasks[st.Name] = ctx.AddTask(st.Name, autoStart: false, maxValue: st.Steps);
+                foreach (var st in new[] { o.Copy, o.WarmUp, o.WithMemory, o.Chat }) tasks[st.Name] = ctx.AddTask(st.Name, autoStart: false, maxValue: st.Steps);
                 TrainRecipe.Run(o, s.Work, s.Out, msg => AnsiConsole.MarkupLineInterpolated($"[grey]{msg}[/]"), r =>
                 {
                     var t = tasks[r.Stage];

@@ -17,7 +17,7 @@ public sealed record FactQuestion(string Question, string Answer, string EntityN
 /// value is a made-up word built from a shared syllable inventory, so two worlds speak the same sub-word language
 /// while their names and values are disjoint: <see cref="Generate"/> draws all worlds from one name stream, and a
 /// name is never used twice. Years are split between worlds so that no year occurs in two.
-/// Facts are rendered through varied sentence templates into references (≤ 128 tokens, one per entity), passages,
+/// Facts are rendered through varied sentence templates into references (one per fact), passages,
 /// questions with answers, and chat dialogues.
 /// </summary>
 public sealed class KnowledgeWorld
@@ -169,19 +169,14 @@ public sealed class KnowledgeWorld
         ["invented"] = ["When was the {0} invented?", "In which year was the {0} invented?", "What is the invention year of the {0}?"],
     };
 
-    private static readonly string[] Openers =
-    [
-        "", "", "", "Here is a short note. ", "From the records: ", "A fact sheet. ", "Notes on a {1}. ",
-    ];
-
     /// <summary>
-    /// Every word the rendered text is made of besides names and values (templates, openers, kinds, the RAG
+    /// Every word the rendered text is made of besides names and values (templates, kinds, the RAG
     /// instruction), case-insensitively: a generated name may never be one of them either. The syllables can spell
     /// "Here", "Notes", "Make", "Story"…, and such a name would occur in every text that uses the template, the
     /// held-out world's in training text too. (Declared after the templates: static fields initialise in order.)
     /// </summary>
     private static readonly HashSet<string> TemplateWords = Statements.Values.Concat(Questions.Values).SelectMany(t => t)
-        .Concat(Openers).Concat(["city", "company", "book", "invention", "person", TrainingData.RagInstruction])
+        .Concat(["city", "company", "book", "invention", "person", TrainingData.RagInstruction])
         .SelectMany(t => Regex.Matches(t, @"\p{L}+").Select(m => m.Value))
         .ToHashSet(StringComparer.OrdinalIgnoreCase);
 
@@ -192,25 +187,17 @@ public sealed class KnowledgeWorld
         return string.Format(t[rng.Next(t.Length)], e.Name, f.Value);
     }
 
-    /// <summary>One reference per entity: every fact, in a random order and wording. Short by design (≈ 20–45 tokens).</summary>
-    public static string Reference(Entity e, Random rng)
-    {
-        var sb = new StringBuilder();
-        sb.Append(string.Format(Openers[rng.Next(Openers.Length)], e.Name, Kind(e)));
-        var order = e.Facts.OrderBy(_ => rng.Next()).ToList();
-        for (int i = 0; i < order.Count; i++)
-        {
-            if (i > 0) sb.Append(' ');
-            sb.Append(Statement(e, order[i], rng));
-        }
-        return sb.ToString();
-    }
+    /// <summary>
+    /// The reference of one fact: its statement, in a wording chosen by <paramref name="rng"/>. One fact a reference
+    /// (≈ 8–16 tokens) so that a memory's 8 kept tokens per head can hold what it says, and a read is one lookup.
+    /// </summary>
+    public static string Reference(Entity e, Fact f, Random rng) => Statement(e, f, rng);
 
-    /// <summary>The references of the whole world, one per entity, deterministically worded from <paramref name="seed"/>.</summary>
+    /// <summary>The references of the whole world, one per fact, deterministically worded from <paramref name="seed"/>.</summary>
     public IReadOnlyList<(Entity Entity, string Text)> References(int seed)
     {
         var rng = new Random(seed);
-        return Entities.Select(e => (e, Reference(e, rng))).ToList();
+        return Entities.SelectMany(e => e.Facts.Select(f => (e, Reference(e, f, rng)))).ToList();
     }
 
     public static FactQuestion Question(Entity e, Fact f, Random rng)

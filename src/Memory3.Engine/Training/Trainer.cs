@@ -45,7 +45,9 @@ public sealed class Trainer
     }
 
     /// <summary>Runs (or resumes) a stage, checkpointing under <paramref name="checkpointDir"/>; appends each step to <paramref name="log"/>.</summary>
-    public void Run(StageOptions o, Func<int, int, TrainSample> sample, string checkpointDir, Action<StepReport>? report = null, TextWriter? log = null, CancellationToken ct = default)
+    /// <param name="atCheckpoint">Called after each checkpoint with the step reached (e.g. to score probes).</param>
+    public void Run(StageOptions o, Func<int, int, TrainSample> sample, string checkpointDir, Action<StepReport>? report = null, TextWriter? log = null,
+        Action<int>? atCheckpoint = null, CancellationToken ct = default)
     {
         Directory.CreateDirectory(checkpointDir);
         var parameters = _model.Parameters().ToList();
@@ -82,6 +84,7 @@ public sealed class Trainer
             {
                 log?.Flush();
                 Checkpoint(checkpointDir, o.Name, step + 1, optimizer);
+                atCheckpoint?.Invoke(step + 1);
             }
         }
     }
@@ -105,6 +108,45 @@ public sealed class Trainer
 
     private (Tensor Sum, long Count) GroupLoss(List<TrainSample> group, bool memory)
     {
+        var (logits, targets, count) = GroupLogits(group, memory);
+        long n = logits.shape[0] * logits.shape[1];
+        var loss = nn.functional.cross_entropy(logits.view(n, -1), tensor(targets, ScalarType.Int64), ignore_index: -100, reduction: nn.Reduction.Sum);
+        return (loss, count);
+    }
+
+    /// <summary>
+    /// The share of <paramref name="samples"/> whose every loss position is predicted right by the argmax: with the
+    /// loss on an answer, whether greedy decoding would write exactly that answer (teacher forcing reaches the same
+    /// argmaxes as long as every earlier one was right).
+    /// </summary>
+    public double ExactMatch(IReadOnlyList<TrainSample> samples, int batchSize = 32)
+    {
+        using var noGrad = no_grad();
+        int right = 0;
+        for (int start = 0; start < samples.Count; start += batchSize)
+        {
+            var batch = samples.Skip(start).Take(batchSize).ToList();
+            foreach (var group in new[] { batch.Where(b => b.ChunkReferences is null).ToList(), batch.Where(b => b.ChunkReferences is not null).ToList() })
+            {
+                if (group.Count == 0) continue;
+                using var scope = NewDisposeScope();
+                var (logits, targets, _) = GroupLogits(group, group[0].ChunkReferences is not null);
+                var predicted = logits.argmax(-1).data<long>().ToArray();
+                long S = logits.shape[1];
+                for (int b = 0; b < group.Count; b++)
+                {
+                    bool ok = true;
+                    for (long i = 0; i < S && ok; i++)
+                        if (targets[b * S + i] != -100 && predicted[b * S + i] != targets[b * S + i]) ok = false;
+                    if (ok) right++;
+                }
+            }
+        }
+        return samples.Count == 0 ? 0 : (double)right / samples.Count;
+    }
+
+    private (Tensor Logits, long[] Targets, long Count) GroupLogits(List<TrainSample> group, bool memory)
+    {
         int P = memory ? _prefix.Length : 0;
         int B = group.Count;
         int S = P + group.Max(g => g.Tokens.Length);
@@ -127,9 +169,7 @@ public sealed class Trainer
         var positions = Enumerable.Range(0, S).Select(i => i < P ? i : contextPosition + i - P).ToArray();
         var idT = tensor(ids, [B, S], ScalarType.Int64);
         using var mem = memory ? Memories(group, P, S) : null;
-        var logits = _model.Forward(idT, positions, mem);
-        var loss = nn.functional.cross_entropy(logits.view(B * S, -1), tensor(targets, ScalarType.Int64), ignore_index: -100, reduction: nn.Reduction.Sum);
-        return (loss, count);
+        return (_model.Forward(idT, positions, mem), targets, count);
     }
 
     /// <summary>Encodes the group's distinct references with the current weights and lays them out per row's chunk.</summary>

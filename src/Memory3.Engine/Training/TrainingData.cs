@@ -32,16 +32,16 @@ public sealed class TrainingData
     private readonly string _bos;
     private readonly Bm25Index _bm25 = new();
     private readonly List<Entity> _known = [], _memoryOnly = [];
-    private readonly Dictionary<string, int> _referenceOf = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, List<int>> _referencesOf = new(StringComparer.Ordinal);
     private readonly int _seed;
     private readonly List<string> _words;
     private readonly List<string> _years;
 
-    /// <summary>The world's references (one per entity) and their token ids.</summary>
+    /// <summary>The world's references (one per fact) and their token ids.</summary>
     public IReadOnlyList<string> ReferenceTexts { get; }
     public IReadOnlyList<int[]> References { get; }
     public int MemoriesPerChunk { get; }
-    /// <summary>Stage-2 steps at the start that read only two memories (the entity's and one other): a curriculum.</summary>
+    /// <summary>Stage-2 steps at the start that read one to five memories rather than five: a curriculum.</summary>
     public int FewMemoriesSteps { get; init; }
     public int Interval { get; }
 
@@ -58,10 +58,11 @@ public sealed class TrainingData
         _years = world.Entities.SelectMany(e => e.Facts).Select(f => f.Value).Where(v => v.All(char.IsDigit)).Distinct().ToList();
         for (int i = 0; i < refs.Count; i++)
         {
-            _referenceOf[refs[i].Entity.Name] = i;
             _bm25.Add((ulong)i, 0, refs[i].Text);
-            (i % 2 == 0 ? _known : _memoryOnly).Add(refs[i].Entity);
+            if (!_referencesOf.TryGetValue(refs[i].Entity.Name, out var own)) _referencesOf[refs[i].Entity.Name] = own = [];
+            own.Add(i);
         }
+        for (int i = 0; i < world.Entities.Count; i++) (i % 2 == 0 ? _known : _memoryOnly).Add(world.Entities[i]);
     }
 
     /// <summary>
@@ -86,15 +87,27 @@ public sealed class TrainingData
 
     private static readonly string[] Kinds = ["person", "person", "city", "organisation", "book", "invention"];
 
-    /// <summary>A fresh entity, a question about it, and its reference among <paramref name="count"/> (half the time the others are of its kind).</summary>
-    private (FactQuestion Question, List<string> References) FreshQuestion(Random rng, int count)
+    /// <summary>
+    /// A set of <paramref name="count"/> one-fact references about fresh entities, in random order: every fact of one
+    /// entity, then single facts of others (half the time of the same kind, so that only the name tells them apart).
+    /// Returns each reference's fact and its text.
+    /// </summary>
+    private List<(Entity Entity, Fact Fact, string Text)> FreshSet(Random rng, int count)
     {
         var e = Fresh(rng);
         bool sameKind = rng.Next(2) == 0;
-        var refs = new List<string> { KnowledgeWorld.Reference(e, rng) };
-        for (int i = 1; i < count; i++) refs.Add(KnowledgeWorld.Reference(Fresh(rng, sameKind ? e.Kind : null), rng));
-        return (KnowledgeWorld.Question(e, e.Facts[rng.Next(e.Facts.Count)], rng), refs);
+        var set = e.Facts.OrderBy(_ => rng.Next()).Take(count).Select(f => (e, f)).ToList();
+        while (set.Count < count)
+        {
+            var o = Fresh(rng, sameKind ? e.Kind : null);
+            set.Add((o, o.Facts[rng.Next(o.Facts.Count)]));
+        }
+        return set.OrderBy(_ => rng.Next()).Select(x => (x.Item1, x.Item2, KnowledgeWorld.Reference(x.Item1, x.Item2, rng))).ToList();
     }
+
+    /// <summary><paramref name="turns"/> questions about distinct facts of a set (the first about its main entity's facts as often as not).</summary>
+    private static List<FactQuestion> Questions(Random rng, List<(Entity Entity, Fact Fact, string Text)> set, int turns) =>
+        set.OrderBy(_ => rng.Next()).Take(turns).Select(x => KnowledgeWorld.Question(x.Entity, x.Fact, rng)).ToList();
 
     public IReadOnlyList<Entity> Known => _known;
     public IReadOnlyList<Entity> MemoryOnly => _memoryOnly;
@@ -113,17 +126,9 @@ public sealed class TrainingData
         yield return RagInstruction + " Reference: user assistant system";
     }
 
-    /// <summary>The top references for a query by BM25 (the retriever's lexical half), with <paramref name="gold"/> forced in.</summary>
-    public int[] Retrieve(string query, int? gold)
-    {
-        var hits = _bm25.Search(Bm25Index.Terms(query), MemoriesPerChunk, null).Select(h => (int)h.Key).ToList();
-        if (gold is int g && !hits.Contains(g))
-        {
-            if (hits.Count == MemoriesPerChunk) hits.RemoveAt(hits.Count - 1);
-            hits.Insert(0, g);
-        }
-        return hits.ToArray();
-    }
+    /// <summary>The top references for a query by BM25 (the retriever's lexical half).</summary>
+    public int[] Retrieve(string query) =>
+        _bm25.Search(Bm25Index.Terms(query), MemoriesPerChunk, null).Select(h => (int)h.Key).ToArray();
 
     private Random Rng(int stage, int step, int index) => new(SampleSeed(_seed, stage, step, index));
 
@@ -159,85 +164,111 @@ public sealed class TrainingData
         return list;
     }
 
-    private string Chat(string? system, string user, string assistant) =>
-        _chat.Format([.. Messages(system, user), ("assistant", assistant)], addGenerationPrompt: false);
-
     /// <summary>The chat prompt of a question (generation prompt added), as the server renders it.</summary>
     public string ChatPrompt(string? system, string user) => _chat.Format(Messages(system, user), addGenerationPrompt: true);
 
     /// <summary>The RAG system message: the references' text in the prompt.</summary>
     public static string RagSystem(IEnumerable<string> references) => RagInstruction + "\n" + string.Join("\n", references.Select(r => "Reference: " + r));
 
-    /// <summary>Tokens of a chat exchange with the loss on the assistant's answer (and its end marker) only, or on everything.</summary>
-    private TrainSample ChatSample(string? system, FactQuestion q, bool answerOnly, int? memoryGold, int? memories = null)
+    /// <summary>
+    /// Tokens of a chat of one or more question–answer turns, with the loss on the answers (and their end markers)
+    /// only, or on everything. Answers start with a space: " Nulim" is then the very token sequence the references
+    /// hold ("works for Nulim."), so answering is copying; after the template's newline, "Nulim" would be other tokens.
+    /// </summary>
+    private (int[] Tokens, bool[] Loss) ChatTokens(string? system, IReadOnlyList<FactQuestion> turns, bool answerOnly)
     {
-        var prompt = Encode(ChatPrompt(system, q.Question));
-        // The answer starts with a space: " Nulim" is then the very token sequence the references hold ("works for
-        // Nulim."), so answering is copying. After the template's newline, "Nulim" would be other tokens.
-        var full = Encode(Chat(system, q.Question, " " + q.Answer));
+        var msgs = new List<(string, string)>();
+        if (system is not null) msgs.Add(("system", system));
+        var answerSpans = new List<(int Start, int End)>();
+        foreach (var q in turns)
+        {
+            msgs.Add(("user", q.Question));
+            int start = Encode(_chat.Format(msgs, addGenerationPrompt: true)).Length;
+            msgs.Add(("assistant", " " + q.Answer));
+            // The newline after <|im_end|> is the template's, not the answer's: no need to learn it.
+            int end = Encode(_chat.Format(msgs, addGenerationPrompt: false)).Length - 1;
+            answerSpans.Add((start, end));
+        }
+        var full = Encode(_chat.Format(msgs, addGenerationPrompt: false));
         var loss = new bool[full.Length];
-        for (int i = 1; i < full.Length; i++) loss[i] = !answerOnly || i >= prompt.Length;
-        // The newline after <|im_end|> is the template's, not the answer's: no need to learn it.
-        if (answerOnly && full.Length > prompt.Length + 1) loss[^1] = false;
-        if (memoryGold is not int gold) return new TrainSample(full, loss, null);
-        // As served: each prompt chunk retrieves with its own text, and the answer inherits the last prompt chunk's memories.
-        var refs = ChunkReferences(prompt, gold, memories);
-        int chunks = (full.Length + Interval - 1) / Interval;
-        var perChunk = Enumerable.Range(0, chunks).Select(c => refs[Math.Min(c, refs.Length - 1)]).ToArray();
-        return new TrainSample(full, loss, perChunk);
+        if (!answerOnly) for (int i = 1; i < full.Length; i++) loss[i] = true;
+        else foreach (var (start, end) in answerSpans) for (int i = start; i < end && i < full.Length; i++) loss[i] = true;
+        return (full, loss);
+    }
+
+    /// <summary>Chat turns about known entities with no references at all: knowledge from the weights.</summary>
+    private TrainSample ClosedBook(Random rng, bool answerOnly)
+    {
+        var e = _known[rng.Next(_known.Count)];
+        var (tokens, loss) = ChatTokens(null, [KnowledgeWorld.Question(e, e.Facts[rng.Next(e.Facts.Count)], rng)], answerOnly);
+        return new TrainSample(tokens, loss, null);
     }
 
     private static bool[] AllLoss(int n) { var l = new bool[n]; for (int i = 1; i < n; i++) l[i] = true; return l; }
 
-    /// <summary>Per-chunk references for a token sequence: each chunk retrieves with its own text.</summary>
-    private int[][] ChunkReferences(int[] tokens, int? gold, int? memories = null)
+    /// <summary>Per-chunk references for a token sequence: each chunk retrieves with its own text, as served.</summary>
+    private int[][] ChunkReferences(int[] tokens)
     {
         int chunks = (tokens.Length + Interval - 1) / Interval;
         var result = new int[chunks][];
         for (int c = 0; c < chunks; c++)
-        {
-            var chunk = tokens[(c * Interval)..Math.Min(tokens.Length, (c + 1) * Interval)];
-            result[c] = Retrieve(_tokenizer.Decode(chunk, skipSpecialTokens: true), gold);
-            if (memories is int n && gold is int g && n < result[c].Length)
-                result[c] = result[c].Where(r => r == g).Concat(result[c].Where(r => r != g)).Take(n).ToArray();
-        }
+            result[c] = Retrieve(_tokenizer.Decode(tokens[(c * Interval)..Math.Min(tokens.Length, (c + 1) * Interval)], skipSpecialTokens: true));
         return result;
     }
 
-    /// <summary>Stage 1, language-model warm-up without memory: copying drills (40%), passages about known entities (20%), closed-book (10%) and RAG questions (30%).</summary>
+    /// <summary>
+    /// Stage 1a, the first part of the warm-up: copying drills with the loss on what can be copied (95%), and passages
+    /// about known entities (5%). This is where the induction circuit forms — the skill every answer needs and the
+    /// one the mixed warm-up alone did not teach in 1,000 steps (docs/training.md). On its own it forms in about 700
+    /// steps of 32 drills.
+    /// </summary>
+    public TrainSample Copy(int step, int index)
+    {
+        var rng = Rng(4, step, index);
+        int kind = rng.Next(20);
+        return kind < 19 ? Drill(rng, repeat: kind < 12, copyOnly: true) : Passage(rng, _known);
+    }
+
+    /// <summary>
+    /// Stage 1b, language-model warm-up without memory: RAG chats about fresh entities (60%: the references in the
+    /// system message, one to four questions), copying drills (20%), passages about known entities (15%) and
+    /// closed-book questions (5%).
+    /// </summary>
     public TrainSample WarmUp(int step, int index)
     {
         var rng = Rng(1, step, index);
-        int kind = rng.Next(10);
-        var e = _known[rng.Next(_known.Count)];
-        var q = KnowledgeWorld.Question(e, e.Facts[rng.Next(e.Facts.Count)], rng);
-        if (kind < 4) return Drill(rng, kind < 2);
-        if (kind < 6)
-        {
-            var text = string.Join(" ", Enumerable.Range(0, rng.Next(3)).Select(_ => _known[rng.Next(_known.Count)]).Prepend(e)
-                .SelectMany(x => x.Facts.Select(f => KnowledgeWorld.Statement(x, f, rng))).OrderBy(_ => rng.Next()));
-            var toks = Encode(_bos + text);
-            return new TrainSample(toks, AllLoss(toks.Length), null);
-        }
-        if (kind < 7) return ChatSample(null, q, answerOnly: false, null);
-        return Rag(rng, answerOnly: false);
+        int kind = rng.Next(20);
+        if (kind < 12) return Rag(rng, turns: 1 + rng.Next(4), answerOnly: false, references: 1 + rng.Next(MemoriesPerChunk));
+        if (kind < 16) return Drill(rng, kind < 14);
+        if (kind < 19) return Passage(rng, _known);
+        return ClosedBook(rng, answerOnly: false);
     }
 
-    /// <summary>A RAG question about a known entity: its retrieved references (its own among them) in the system message.</summary>
-    private TrainSample Rag(Random rng, bool answerOnly)
+    /// <summary>A passage about a few entities of <paramref name="pool"/>: their facts, reworded and interleaved.</summary>
+    private TrainSample Passage(Random rng, IReadOnlyList<Entity> pool)
     {
-        var (q, refs) = FreshQuestion(rng, MemoriesPerChunk);
-        return ChatSample(RagSystem(refs.OrderBy(_ => rng.Next())), q, answerOnly, null);
+        var text = string.Join(" ", Enumerable.Range(0, 1 + rng.Next(3)).Select(_ => pool[rng.Next(pool.Count)])
+            .SelectMany(x => x.Facts.Select(f => KnowledgeWorld.Statement(x, f, rng))).OrderBy(_ => rng.Next()));
+        var toks = Encode(_bos + text);
+        return new TrainSample(toks, AllLoss(toks.Length), null);
     }
 
-    /// <summary>A question about a fresh entity whose reference (among others) is read from memory.</summary>
-    private TrainSample MemoryQuestion(Random rng, int memories, bool answerOnly)
+    /// <summary>A RAG chat: a set of fresh references in the system message and questions about them.</summary>
+    private TrainSample Rag(Random rng, int turns, bool answerOnly, int? references = null)
     {
-        var (q, refs) = FreshQuestion(rng, memories);
-        var s = ChatSample(null, q, answerOnly, null);
-        int chunks = (s.Tokens.Length + Interval - 1) / Interval;
-        var all = Enumerable.Range(0, refs.Count).ToArray();
-        return s with { ChunkReferences = Enumerable.Range(0, chunks).Select(_ => all).ToArray(), Inline = refs.Select(r => Encode(r)).ToList() };
+        var set = FreshSet(rng, references ?? MemoriesPerChunk);
+        var (tokens, loss) = ChatTokens(RagSystem(set.Select(x => x.Text)), Questions(rng, set, turns), answerOnly);
+        return new TrainSample(tokens, loss, null);
+    }
+
+    /// <summary>A chat whose every chunk reads a set of fresh references from memory, with questions about them.</summary>
+    private TrainSample MemoryChat(Random rng, int memories, int turns, bool answerOnly)
+    {
+        var set = FreshSet(rng, memories);
+        var (tokens, loss) = ChatTokens(null, Questions(rng, set, turns), answerOnly);
+        int chunks = (tokens.Length + Interval - 1) / Interval;
+        var all = Enumerable.Range(0, set.Count).ToArray();
+        return new TrainSample(tokens, loss, Enumerable.Range(0, chunks).Select(_ => all).ToArray(), set.Select(x => Encode(x.Text)).ToList());
     }
 
     /// <summary>
@@ -245,49 +276,86 @@ public sealed class TrainingData
     /// seen in that role from earlier in the sequence (the skill every answer needs): a list said twice, or pairs
     /// followed by a lookup (<c>… Kabrokun is Givlum … So Kabrokun is Givlum.</c>).
     /// </summary>
-    private TrainSample Drill(Random rng, bool repeat)
+    private TrainSample Drill(Random rng, bool repeat, bool copyOnly = false)
     {
         string W() => _words[rng.Next(_words.Count)];
         string text;
         if (repeat)
         {
-            var list = Enumerable.Range(0, 4 + rng.Next(6)).Select(_ => W()).ToList();
+            var list = Enumerable.Range(0, 3 + rng.Next(6)).Select(_ => W()).ToList();
             text = "List: " + string.Join(" ", list) + ". Again: " + string.Join(" ", list) + ".";
         }
         else
         {
-            var pairs = Enumerable.Range(0, 3 + rng.Next(5)).Select(_ => (K: W(), V: W())).ToList();
-            var (k, v) = pairs[rng.Next(pairs.Count)];
-            text = "Pairs: " + string.Join(" ", pairs.Select(p => $"{p.K} is {p.V}.")) + $" So {k} is {v}.";
+            var pairs = Enumerable.Range(0, 2 + rng.Next(5)).Select(_ => (K: W(), V: W())).ToList();
+            text = "Pairs: " + string.Join(" ", pairs.Select(p => $"{p.K} is {p.V}.")) + " So " +
+                string.Join(" ", pairs.OrderBy(_ => rng.Next()).Take(1 + rng.Next(3)).Select(p => $"{p.K} is {p.V}."));
         }
         var toks = Encode(_bos + text);
-        return new TrainSample(toks, AllLoss(toks.Length), null);
+        var loss = AllLoss(toks.Length);
+        if (copyOnly)
+        {
+            // Only what can be copied counts: the repeated list, or the pairs recalled after "So".
+            int from = Encode(_bos + text[..(text.LastIndexOf(repeat ? "Again:" : " So ", StringComparison.Ordinal) + (repeat ? 6 : 3))]).Length;
+            for (int i = 0; i < from; i++) loss[i] = false;
+        }
+        return new TrainSample(toks, loss, null);
     }
 
-    /// <summary>Stage 2, continual training with memory: questions about fresh entities read from memory (60%), passages about memory-only entities whose chunks read their retrieved references (20%), RAG questions (20%).</summary>
+    /// <summary>
+    /// Stage 2, continual training with memory: chats about fresh entities whose references are read from memory
+    /// (80%, one to four questions), passages about memory-only entities whose chunks read the references retrieved
+    /// for them (10%), RAG chats (10%).
+    /// </summary>
     public TrainSample WithMemory(int step, int index)
     {
         var rng = Rng(2, step, index);
-        var e = _memoryOnly[rng.Next(_memoryOnly.Count)];
-        int gold = _referenceOf[e.Name];
         int kind = rng.Next(10);
-        if (kind >= 8) return Rag(rng, answerOnly: false);   // keeps reading references in the prompt
-        // A curriculum: the first steps read the entity's reference and one other, then five.
-        int? memories = step < FewMemoriesSteps ? 2 : null;
-        if (kind < 6) return MemoryQuestion(rng, memories ?? MemoriesPerChunk, answerOnly: false);
-        var text = string.Join(" ", e.Facts.Select(f => KnowledgeWorld.Statement(e, f, rng)).OrderBy(_ => rng.Next()));
-        var toks = Encode(_bos + text);
-        return new TrainSample(toks, AllLoss(toks.Length), ChunkReferences(toks, gold, memories));
+        if (kind == 9) return Rag(rng, turns: 1 + rng.Next(4), answerOnly: false);   // keeps reading references in the prompt
+        if (kind == 8)
+        {
+            var p = Passage(rng, _memoryOnly);
+            return p with { ChunkReferences = ChunkReferences(p.Tokens) };
+        }
+        // A curriculum: the first steps read one to five memories (one: reading is all there is to learn), then
+        // three chats in four read five, as served.
+        int memories = step < FewMemoriesSteps || rng.Next(4) == 0 ? 1 + rng.Next(MemoriesPerChunk) : MemoriesPerChunk;
+        return MemoryChat(rng, memories, turns: 1 + rng.Next(4), answerOnly: false);
     }
 
-    /// <summary>Stage 3, chat fine-tuning (loss on answers): memory questions (60%) and RAG questions (25%) about fresh entities, closed-book questions about known entities (15%).</summary>
+    /// <summary>Stage 3, chat fine-tuning (loss on answers), one question as served: memory (60%), RAG (25%), closed-book about known entities (15%).</summary>
     public TrainSample Chat(int step, int index)
     {
         var rng = Rng(3, step, index);
         int kind = rng.Next(20);
-        if (kind < 12) return MemoryQuestion(rng, MemoriesPerChunk, answerOnly: true);
-        if (kind < 17) return Rag(rng, answerOnly: true);
-        var k = _known[rng.Next(_known.Count)];
-        return ChatSample(null, KnowledgeWorld.Question(k, k.Facts[rng.Next(k.Facts.Count)], rng), answerOnly: true, null);
+        if (kind < 12) return MemoryChat(rng, MemoriesPerChunk, turns: 1, answerOnly: true);
+        if (kind < 17) return Rag(rng, turns: 1, answerOnly: true);
+        return ClosedBook(rng, answerOnly: true);
+    }
+
+    /// <summary>
+    /// Probe questions for watching training: single questions about fresh entities, as served, read from memory or
+    /// from the prompt (RAG), loss on the answer. Drawn from their own stream, never trained on.
+    /// </summary>
+    public IReadOnlyList<TrainSample> Probes(int count, bool memory)
+    {
+        return Probes(count, memory ? "memory" : "rag");
+    }
+
+    /// <summary>Probe samples of a kind: "copy" (a list said again), "rag" or "memory".</summary>
+    public IReadOnlyList<TrainSample> Probes(int count, string kind)
+    {
+        var list = new List<TrainSample>(count);
+        for (int i = 0; i < count; i++)
+        {
+            var rng = Rng(kind == "memory" ? 9 : kind == "rag" ? 8 : 7, 0, i);
+            list.Add(kind switch
+            {
+                "memory" => MemoryChat(rng, MemoriesPerChunk, 1, answerOnly: true),
+                "rag" => Rag(rng, 1, answerOnly: true),
+                _ => Drill(rng, repeat: true, copyOnly: true),
+            });
+        }
+        return list;
     }
 }

@@ -95,6 +95,7 @@ internal static partial class TrainingWorlds
         for (int step = 0; step < steps; step++)
             for (int i = 0; i < perStep; i++)
             {
+                yield return ("copy", step, i, data.Copy(step, i));
                 yield return ("warmup", step, i, data.WarmUp(step, i));
                 yield return ("memory", step, i, data.WithMemory(step, i));
                 yield return ("chat", step, i, data.Chat(step, i));
