@@ -64,7 +64,7 @@ public sealed class StepContext(StepBatch batch, KvCachePool pool, Tensor cos, T
         if (_masks.TryGetValue((len, cacheStart, total), out var m)) return m;
         var rows = arange(len, device: device).unsqueeze(1) + cacheStart;
         var cols = arange(total, device: device).unsqueeze(0);
-        m = zeros([len, total], ScalarType.Float32, device).masked_fill(cols > rows, float.NegativeInfinity).DetachFromDisposeScope();
+        m = zeros([len, total], ScalarType.Float32, device).masked_fill(cols > rows, Scalars.NegativeInfinity).DetachFromDisposeScope();
         rows.Dispose(); cols.Dispose();
         _masks[(len, cacheStart, total)] = m;
         return m;

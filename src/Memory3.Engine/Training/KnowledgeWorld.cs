@@ -133,7 +133,6 @@ public sealed class KnowledgeWorld
 
     // ---------------------------------------------------------------- rendering
 
-    private static string Kind(Entity e) => e.Kind switch { "city" => "city", "organisation" => "company", "book" => "book", "invention" => "invention", _ => "person" };
 
     /// <summary>Sentence templates per attribute: {0} the entity, {1} the value.</summary>
     private static readonly Dictionary<string, string[]> Statements = new()
@@ -172,7 +171,7 @@ public sealed class KnowledgeWorld
     /// <summary>
     /// Every word the rendered text is made of besides names and values (templates, kinds, the RAG
     /// instruction), case-insensitively: a generated name may never be one of them either. The syllables can spell
-    /// "Here", "Notes", "Make", "Story"…, and such a name would occur in every text that uses the template, the
+    /// "Story", "Novel", "Dates", "Make"…, and such a name would occur in every text that uses the template, the
     /// held-out world's in training text too. (Declared after the templates: static fields initialise in order.)
     /// </summary>
     private static readonly HashSet<string> TemplateWords = Statements.Values.Concat(Questions.Values).SelectMany(t => t)
@@ -189,7 +188,7 @@ public sealed class KnowledgeWorld
 
     /// <summary>
     /// The reference of one fact: its statement, in a wording chosen by <paramref name="rng"/>. One fact a reference
-    /// (≈ 8–16 tokens) so that a memory's 8 kept tokens per head can hold what it says, and a read is one lookup.
+    /// (≈ 8–16 tokens) so that the kept tokens per head (<see cref="TrainRecipeOptions.MemoryTokensPerHead"/>) can hold what it says, and a read is one lookup.
     /// </summary>
     public static string Reference(Entity e, Fact f, Random rng) => Statement(e, f, rng);
 

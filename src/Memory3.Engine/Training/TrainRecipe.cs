@@ -23,7 +23,7 @@ public sealed record TrainRecipeOptions
     public int MemoryTokensPerHead { get; init; } = 16;
     /// <summary>Stage-2 steps that read one to five memories rather than five (curriculum).</summary>
     public int FewMemoriesSteps { get; init; } = 300;
-    /// <summary>Probe questions scored at every checkpoint (RAG and memory, fresh entities, greedy exact match).</summary>
+    /// <summary>Probes of each kind (a list to copy, a RAG question, a memory question) scored at every checkpoint by greedy exact match.</summary>
     public int Probes { get; init; } = 64;
     public StageOptions Copy { get; init; } = new("copy", Steps: 1200, BatchSize: 32, Lr: 3e-3, MinLr: 1e-3, WarmupSteps: 50);
     public StageOptions WarmUp { get; init; } = new("warmup", Steps: 500, BatchSize: 32, Lr: 2e-3, MinLr: 5e-4, WarmupSteps: 30);

@@ -12,11 +12,11 @@ namespace Memory3.Engine.Training;
 public sealed record TrainSample(int[] Tokens, bool[] Loss, int[][]? ChunkReferences, IReadOnlyList<int[]>? Inline = null);
 
 /// <summary>
-/// The training text of issue 5, drawn from the training world only. The world's entities are split in two:
-/// <i>known</i> entities are described in the warm-up text (knowledge that goes into the weights, and questions read
-/// from references placed in the prompt, RAG-style); <i>memory-only</i> entities are described nowhere but in their
-/// references, so a question about them can only be answered by reading memory. Every sample is a pure function of
-/// (stage, step, index): a resumed run sees the same data.
+/// The training text of issue 5, drawn from the training world only. <i>Known</i> entities are described in the
+/// warm-up text (knowledge that goes into the weights; closed-book questions); <i>memory-only</i> entities are described
+/// nowhere but in their references, which stage 2's passages read from memory. Questions answered by reading (RAG and
+/// memory) are about <i>fresh</i> entities recombined per sample, so no answer can be memorised. Every sample is a pure
+/// function of (seed, stage, step, index): a resumed run sees the same data.
 /// </summary>
 public sealed class TrainingData
 {
@@ -32,7 +32,6 @@ public sealed class TrainingData
     private readonly string _bos;
     private readonly Bm25Index _bm25 = new();
     private readonly List<Entity> _known = [], _memoryOnly = [];
-    private readonly Dictionary<string, List<int>> _referencesOf = new(StringComparer.Ordinal);
     private readonly int _seed;
     private readonly List<string> _words;
     private readonly List<string> _years;
@@ -59,8 +58,6 @@ public sealed class TrainingData
         for (int i = 0; i < refs.Count; i++)
         {
             _bm25.Add((ulong)i, 0, refs[i].Text);
-            if (!_referencesOf.TryGetValue(refs[i].Entity.Name, out var own)) _referencesOf[refs[i].Entity.Name] = own = [];
-            own.Add(i);
         }
         for (int i = 0; i < world.Entities.Count; i++) (i % 2 == 0 ? _known : _memoryOnly).Add(world.Entities[i]);
     }
@@ -105,7 +102,7 @@ public sealed class TrainingData
         return set.OrderBy(_ => rng.Next()).Select(x => (x.Item1, x.Item2, KnowledgeWorld.Reference(x.Item1, x.Item2, rng))).ToList();
     }
 
-    /// <summary><paramref name="turns"/> questions about distinct facts of a set (the first about its main entity's facts as often as not).</summary>
+    /// <summary><paramref name="turns"/> questions about distinct facts of a set in random order.</summary>
     private static List<FactQuestion> Questions(Random rng, List<(Entity Entity, Fact Fact, string Text)> set, int turns) =>
         set.OrderBy(_ => rng.Next()).Take(turns).Select(x => KnowledgeWorld.Question(x.Entity, x.Fact, rng)).ToList();
 
@@ -334,15 +331,10 @@ public sealed class TrainingData
     }
 
     /// <summary>
-    /// Probe questions for watching training: single questions about fresh entities, as served, read from memory or
-    /// from the prompt (RAG), loss on the answer. Drawn from their own stream, never trained on.
+    /// Probes for watching training: a list to copy (loss on the copy), or a single question about fresh entities, as
+    /// served, read from memory or from the prompt (RAG), loss on the answer. Drawn from their own random streams.
     /// </summary>
-    public IReadOnlyList<TrainSample> Probes(int count, bool memory)
-    {
-        return Probes(count, memory ? "memory" : "rag");
-    }
-
-    /// <summary>Probe samples of a kind: "copy" (a list said again), "rag" or "memory".</summary>
+    /// <param name="kind">"copy" (a list said again), "rag" or "memory".</param>
     public IReadOnlyList<TrainSample> Probes(int count, string kind)
     {
         var list = new List<TrainSample>(count);
@@ -353,7 +345,8 @@ public sealed class TrainingData
             {
                 "memory" => MemoryChat(rng, MemoriesPerChunk, 1, answerOnly: true),
                 "rag" => Rag(rng, 1, answerOnly: true),
-                _ => Drill(rng, repeat: true, copyOnly: true),
+                "copy" => Drill(rng, repeat: true, copyOnly: true),
+                _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "copy, rag or memory"),
             });
         }
         return list;

@@ -196,20 +196,13 @@ public sealed class TrainingModel : IDisposable
 
     private Tensor Mlp(LlamaMlp mlp, Tensor x) => Lin(mlp.down_proj, nn.functional.silu(Lin(mlp.gate_proj, x)) * Lin(mlp.up_proj, x));
 
-    /// <summary>
-    /// −∞ as one Scalar that stays reachable. A Scalar made on the spot from <c>float.NegativeInfinity</c> can be
-    /// finalized while libtorch still reads it: a 53-minute run died at step 2,686 of stage 2 in <c>masked_fill</c>
-    /// ("toFloat: Expected false to be true") on a freed value.
-    /// </summary>
-    internal static readonly Scalar NegativeInfinity = float.NegativeInfinity;
-
     /// <summary>qr [B, S, heads, D]; keys/values [B, kv, K, D]; visible broadcastable to [B, kv, G, S, K]. Returns [B, S, heads·D].</summary>
     private static Tensor Attend(Tensor qr, Tensor keys, Tensor values, Tensor visible, int G)
     {
         long B = qr.shape[0], S = qr.shape[1], nh = qr.shape[2], D = qr.shape[3], nkv = keys.shape[1];
         var qg = qr.view(B, S, nkv, G, D).permute(0, 2, 3, 1, 4);                                 // [B, kv, G, S, D]
         var scores = matmul(qg, keys.unsqueeze(2).transpose(-1, -2)) * (1.0 / Math.Sqrt(D));    // [B, kv, G, S, K]
-        scores = scores.masked_fill(visible.logical_not(), NegativeInfinity);
+        scores = scores.masked_fill(visible.logical_not(), Scalars.NegativeInfinity);
         var o = matmul(scores.softmax(-1), values.unsqueeze(2));                                 // [B, kv, G, S, D]
         return o.permute(0, 3, 1, 2, 4).reshape(B, S, nh * D);
     }

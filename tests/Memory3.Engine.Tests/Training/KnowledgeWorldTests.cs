@@ -118,7 +118,7 @@ public class KnowledgeWorldTests
         Assert.Contains("birthplace", template);
         Assert.Contains("headquarters", template);
         // Seeds whose name stream spelled "Note", "Dates", "Take", "Makes", "Story", "Make", "These", "Novel" or "Here"
-        // before template words were reserved: "Here" or "Notes" as a held-out name would be in every training text with that opener.
+        // before template words were reserved: a held-out name that is a template word would occur in training text.
         foreach (var seed in new[] { 10, 43, 57, 95, 100, 152, 190, 201, 218, 269 })
         {
             var (train, heldOut) = TrainRecipe.Worlds(o with { Seed = seed });

