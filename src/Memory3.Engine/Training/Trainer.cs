@@ -92,18 +92,24 @@ public sealed class Trainer
     /// <summary>Mean next-token cross-entropy over the batch's loss positions. Memory samples and plain ones run as two forwards.</summary>
     public Tensor Loss(IReadOnlyList<TrainSample> batch)
     {
-        var withMemory = batch.Where(b => b.ChunkReferences is not null).ToList();
-        var plain = batch.Where(b => b.ChunkReferences is null).ToList();
         Tensor? sum = null;
         long count = 0;
-        foreach (var group in new[] { plain, withMemory })
+        foreach (var (group, memory) in Groups(batch))
         {
-            if (group.Count == 0) continue;
-            var (s, n) = GroupLoss(group, group == withMemory);
+            var (s, n) = GroupLoss(group, memory);
             sum = sum is null ? s : sum + s;
             count += n;
         }
         return sum! / Math.Max(1, count);
+    }
+
+    /// <summary>A batch split into its plain samples and its memory samples (each run as one forward), empty groups left out.</summary>
+    private static IEnumerable<(List<TrainSample> Group, bool Memory)> Groups(IEnumerable<TrainSample> batch)
+    {
+        var plain = batch.Where(b => b.ChunkReferences is null).ToList();
+        var withMemory = batch.Where(b => b.ChunkReferences is not null).ToList();
+        if (plain.Count > 0) yield return (plain, false);
+        if (withMemory.Count > 0) yield return (withMemory, true);
     }
 
     private (Tensor Sum, long Count) GroupLoss(List<TrainSample> group, bool memory)
@@ -125,12 +131,10 @@ public sealed class Trainer
         int right = 0;
         for (int start = 0; start < samples.Count; start += batchSize)
         {
-            var batch = samples.Skip(start).Take(batchSize).ToList();
-            foreach (var group in new[] { batch.Where(b => b.ChunkReferences is null).ToList(), batch.Where(b => b.ChunkReferences is not null).ToList() })
+            foreach (var (group, memory) in Groups(samples.Skip(start).Take(batchSize)))
             {
-                if (group.Count == 0) continue;
                 using var scope = NewDisposeScope();
-                var (logits, targets, _) = GroupLogits(group, group[0].ChunkReferences is not null);
+                var (logits, targets, _) = GroupLogits(group, memory);
                 var predicted = logits.argmax(-1).data<long>().ToArray();
                 long S = logits.shape[1];
                 for (int b = 0; b < group.Count; b++)
